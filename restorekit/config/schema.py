@@ -1,0 +1,270 @@
+"""The config schema: every key restorekit reads, its type, default and meaning.
+
+Each section is a dataclass; ``field(metadata=...)`` carries the documentation (``doc``), the
+bounds (``min``/``max``) and, for component specs like ``{type: hagg, num_blocks: 6}``, the
+registry the name must come from (``registry``). The docs' config reference is generated from
+these classes, so it cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._types import check_value, describe
+from ..errors import ConfigError, did_you_mean
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "DTConfig",
+    "SVConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "RuntimeConfig",
+    "from_mapping",
+    "to_mapping",
+    "iter_fields",
+]
+
+Spec = dict[str, Any]
+
+
+def spec(default: Spec | None, registry: str, doc: str, *, optional: bool = False) -> Any:
+    """A component spec ``{type: name, **kwargs}`` whose name must be in ``registry``."""
+    value = None if default is None else dict(default)
+    return field(
+        default_factory=(lambda: None if value is None else dict(value)),
+        metadata={"doc": doc, "registry": registry, "optional": optional},
+    )
+
+
+def opt(default: Any, doc: str, *, min: float | None = None, max: float | None = None) -> Any:
+    """A plain option with documentation and optional numeric bounds."""
+    meta = {"doc": doc, "min": min, "max": max}
+    if isinstance(default, (list, dict, tuple)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    """Where the training photos come from and how crops are drawn."""
+
+    rainy: str | None = opt(
+        "demo:rain/rainy",
+        "Folder of real degraded training photos (rainy, snowy or noisy), searched recursively; "
+        "no ground truth needed. `demo:<task>/rainy` names the built-in demo data.",
+    )
+    clean: str | None = opt(
+        "demo:rain/clean",
+        "Folder of clean photos unrelated to the degraded ones: the backgrounds C of the hard pairs (dt).",
+    )
+    paired: str | None = opt(
+        None,
+        "Paired folder with `rain/` and `gt/` subfolders of matching file names, for supervised (sv) training.",
+    )
+    crop_size: int = opt(128, "Side of the square training crops, in pixels.", min=8)
+    batch_size: int = opt(8, "Crops per batch (M in the paper).", min=1)
+    flip: bool = opt(True, "Random horizontal and vertical flips (applied alike to a crop and its label).")
+    small_images: Literal["pad", "skip"] = opt(
+        "pad",
+        "What to do with an image smaller than the crop: `pad` it by reflection to the crop size, or `skip` it.",
+    )
+    on_bad_image: Literal["skip", "stop"] = opt(
+        "skip",
+        "An unreadable image is reported by path and reason and then skipped (`skip`) or stops the run (`stop`).",
+    )
+    in_memory: bool = opt(
+        True,
+        "Decode every training image (and its soft label) once and keep it in memory; "
+        "false reads each crop's file on demand (large datasets).",
+    )
+    num_workers: int = opt(0, "Data loader worker processes (0 loads in the training process).", min=0)
+
+
+@dataclass
+class DTConfig:
+    """Options of the two-stage data distillation method (``method: dt``)."""
+
+    detail_block: Spec = spec({"type": "deb"}, "detail_blocks", "Detail enhancement block g applied to the residual.")
+    soft_label: Spec = spec(
+        {"type": "median", "kernel_size": 31},
+        "filters",
+        "Filter that makes the blurred, degradation-free soft label Y_s of each training photo (computed once, cached).",
+    )
+    soft_loss: Spec = spec({"type": "ssim"}, "losses", "Soft objective L_S between X - g(R) and the soft label.")
+    hard_loss: Spec | None = spec(
+        None,
+        "losses",
+        "Hard objective L_H between the restored hard pair and its clean image; null uses the backbone's default loss.",
+        optional=True,
+    )
+    weights: Spec = spec({"type": "dynamic"}, "schedulers", "Loss-weight schedule giving alpha(t) for L_H and beta(t) for L_S.")
+    detach_residual: bool = opt(True, "Detach g(R) before adding it to the clean image (as the authors' code does).")
+    clamp_hard_pair: bool = opt(True, "Clamp the synthesized hard pair D = C + g(R) to [0, 1] (as the authors' code does).")
+    hard_pair_gain: tuple[float, float] | None = opt(
+        None,
+        "Scale g(R) by a random factor in [low, high] before adding it (the authors' DID-data variant used [0.5, 2.0]).",
+    )
+    hard_pair_gain_after: int = opt(5000, "Iteration from which `hard_pair_gain` applies.", min=0)
+
+
+@dataclass
+class SVConfig:
+    """Options of supervised training on paired data (``method: sv``, the paper's "Ours-sv")."""
+
+    loss: Spec | None = spec(None, "losses", "Supervised loss; null uses the backbone's default loss.", optional=True)
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation schedule."""
+
+    iters: int = opt(300_000, "Training iterations (the paper: 150K constant + 150K decaying).", min=1)
+    lr: float = opt(1e-4, "Adam learning rate.", min=0.0)
+    betas: tuple[float, float] = opt((0.5, 0.999), "Adam betas (the authors' code: 0.5, 0.999).")
+    weight_decay: float = opt(0.0, "Adam weight decay.", min=0.0)
+    lr_schedule: Spec = spec(
+        {"type": "constant_then_linear"}, "schedulers", "Learning-rate schedule over the iterations."
+    )
+    grad_clip: float | None = opt(None, "Clip the gradient norm to this value (null: no clipping).", min=0.0)
+    seed: int = opt(0, "Seed of the network initialisation and of every random draw of the data.")
+    log_every: int = opt(50, "Log losses every N iterations.", min=1)
+    checkpoint_every: int = opt(5000, "Write a resumable checkpoint every N iterations (and at the end).", min=1)
+    keep_checkpoints: int = opt(3, "How many recent checkpoints to keep (the final one is always kept).", min=1)
+    sample_every: int = opt(
+        1000,
+        "Every N iterations write a PNG grid: input | soft label | restored | residual | hard pair (0: never).",
+        min=0,
+    )
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on paired held-out data during and after training."""
+
+    data: str | None = opt(
+        "demo:rain/test",
+        "Paired folder (`rain/` + `gt/`) to evaluate on; null disables evaluation.",
+    )
+    every: int = opt(0, "Evaluate every N iterations (0: only at the end).", min=0)
+    max_images: int | None = opt(None, "Evaluate on at most this many pairs (null: all).", min=1)
+    tile: int | None = opt(None, "Restore in tiles of this size to bound memory (null: whole images).", min=16)
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how the computation runs."""
+
+    device: str = opt("auto", "`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.")
+    precision: Literal["fp32", "bf16"] = opt(
+        "fp32", "Compute precision: `bf16` autocasts convolutions to bfloat16 (fast on CPUs with AVX-512 BF16 and on GPUs)."
+    )
+    channels_last: bool = opt(False, "Use the channels-last memory format (faster convolutions on CPU).")
+    threads: int | None = opt(None, "torch intra-op threads (null: PyTorch's default).", min=1)
+    work_dir: str | None = opt(None, "Run folder for checkpoints, logs and samples (null: runs/<config name>).")
+
+
+@dataclass
+class Config:
+    """A whole run: the method, the network, the data, the schedule and the runtime."""
+
+    method: Literal["dt", "sv"] = opt("dt", "`dt`: two-stage data distillation on unpaired data; `sv`: supervised on pairs.")
+    task: Literal["derain", "desnow", "denoise"] = opt(
+        "derain", "What is removed; labels logs and selects the demo data, never the algorithm."
+    )
+    backbone: Spec = spec({"type": "hagg"}, "backbones", "The restoration network f.")
+    dt: DTConfig = field(default_factory=DTConfig, metadata={"doc": DTConfig.__doc__})
+    sv: SVConfig = field(default_factory=SVConfig, metadata={"doc": SVConfig.__doc__})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"doc": DataConfig.__doc__})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": TrainConfig.__doc__})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": EvalConfig.__doc__})
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig, metadata={"doc": RuntimeConfig.__doc__})
+    imports: list[str] = opt(
+        [],
+        "Python modules to import before the registries are used (names or .py files relative to the config), "
+        "so that a local module can register components without being packaged.",
+    )
+
+
+# --------------------------------------------------------------------------- conversion
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def iter_fields(cls: type, prefix: str = ""):
+    """Yield ``(dotted_key, annotation, default, metadata)`` for every leaf option of ``cls``."""
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        ann = hints[f.name]
+        if dataclasses.is_dataclass(ann):
+            yield from iter_fields(ann, key + ".")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        yield key, ann, default, dict(f.metadata)
+
+
+def from_mapping(cls: type, data: Any, *, path: str = "") -> Any:
+    """Build the dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a mapping of options, got {data!r}", path=path or None)
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(
+                f"unknown key '{key}'.{did_you_mean(str(key), fields)} Valid keys here: {', '.join(fields)}",
+                path=where,
+            )
+    values = {}
+    for name, f in fields.items():
+        key_path = f"{path}.{name}" if path else name
+        ann = hints[name]
+        if name not in data:
+            continue
+        raw = data[name]
+        if dataclasses.is_dataclass(ann):
+            values[name] = from_mapping(ann, raw, path=key_path)
+            continue
+        if "registry" in f.metadata:
+            if raw is None and not f.metadata.get("optional"):
+                raise ConfigError("a component spec is required here (a mapping with 'type')", path=key_path)
+            if raw is not None and not isinstance(raw, (Mapping, str)):
+                raise ConfigError(f"expected a mapping with 'type', got {raw!r}", path=key_path)
+            values[name] = {"type": raw} if isinstance(raw, str) else (None if raw is None else dict(raw))
+            continue
+        value = check_value(raw, ann, key_path)
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if lo is not None and value < lo:
+                raise ConfigError(f"must be >= {lo}, got {value!r}", path=key_path)
+            if hi is not None and value > hi:
+                raise ConfigError(f"must be <= {hi}, got {value!r}", path=key_path)
+        values[name] = value
+    return cls(**values)
+
+
+def to_mapping(obj: Any) -> Any:
+    """The plain-data (YAML-ready) form of a config dataclass."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [to_mapping(v) for v in obj]
+    if isinstance(obj, list):
+        return [to_mapping(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_mapping(v) for k, v in obj.items()}
+    return obj
+
+
+def type_name(annotation: Any) -> str:
+    """Human name of a field's type, for the generated reference."""
+    return describe(annotation)

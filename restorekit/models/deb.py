@@ -1,0 +1,45 @@
+"""The detail enhancement block (DEB) of *Rain O'er Me*: a training-time adapter.
+
+``g`` maps the network's residual ``R`` to ``R_e = g(R)``; the soft objective supervises
+``x - R_e`` so that image detail blurred away by the soft label can live in ``R_e`` rather
+than in the network's own residual (paper Eq. 8, Table I). It is not used at test time.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registries import DETAIL_BLOCKS
+from .contract import init_normal_
+
+__all__ = ["DetailEnhancementBlock", "DetailEnhancementBlockDID"]
+
+
+@DETAIL_BLOCKS.register("deb")
+class DetailEnhancementBlock(nn.Module):
+    """Three 3×3 convolutions, ``3→16→16→3``, ReLU between, no final activation (3,203 parameters)."""
+
+    def __init__(self, in_channels: int = 3, channels: int = 16) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv3 = nn.Conv2d(channels, in_channels, 3, padding=1)
+        init_normal_(self)
+
+    def forward(self, residual: Tensor) -> Tensor:
+        return self.conv3(F.relu(self.conv2(F.relu(self.conv1(residual)))))
+
+
+@DETAIL_BLOCKS.register("deb_did")
+class DetailEnhancementBlockDID(nn.Module):
+    """The authors' DID-data variant: ``3→16→3`` with a final ReLU, so ``R_e >= 0`` (883 parameters)."""
+
+    def __init__(self, in_channels: int = 3, channels: int = 16) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, in_channels, 3, padding=1)
+        init_normal_(self)
+
+    def forward(self, residual: Tensor) -> Tensor:
+        return F.relu(self.conv2(F.relu(self.conv1(residual))))
