@@ -18,6 +18,7 @@ __all__ = [
     "ImageReadError",
     "DataError",
     "CheckpointError",
+    "TrainingError",
     "did_you_mean",
 ]
 
@@ -89,3 +90,7 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+class TrainingError(RestorekitError):
+    """A run cannot go on (a NaN loss, an existing run folder); the message says what to do."""

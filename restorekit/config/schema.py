@@ -84,6 +84,11 @@ class DataConfig:
         "false reads each crop's file on demand (large datasets).",
     )
     num_workers: int = opt(0, "Data loader worker processes (0 loads in the training process).", min=0)
+    soft_label_cache: str | None = opt(
+        "auto",
+        "Folder where soft labels are kept between runs, keyed by file content and filter settings "
+        "(`auto`: <cache>/soft_labels, the cache being $RESTOREKIT_CACHE or ~/.cache/restorekit; null: not kept).",
+    )
 
 
 @dataclass
@@ -153,7 +158,6 @@ class EvalConfig:
     )
     every: int = opt(0, "Evaluate every N iterations (0: only at the end).", min=0)
     max_images: int | None = opt(None, "Evaluate on at most this many pairs (null: all).", min=1)
-    tile: int | None = opt(None, "Restore in tiles of this size to bound memory (null: whole images).", min=16)
 
 
 @dataclass

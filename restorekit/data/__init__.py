@@ -1,0 +1,1 @@
+"""Data: robust image I/O, training photo sets and batches, paired sets, the built-in demo data."""

@@ -1,0 +1,1 @@
+"""The training engine: device selection, checkpoints, the training loop, sample grids."""

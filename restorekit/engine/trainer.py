@@ -1,0 +1,297 @@
+"""The training loop: iterations, checkpoints, sample grids, evaluation, clean interruption.
+
+One loop serves every method and backbone: the method computes the loss of a batch, the
+trainer owns everything else. Hot-path rules: no host-device synchronisation except at log,
+checkpoint and evaluation steps (a NaN/Inf loss is accumulated on the device and checked
+there), batches arrive as uint8 and become float on the device, and soft labels were computed
+before the loop started.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from .. import __version__
+from ..config.loader import ResolvedConfig, dump_yaml
+from ..data.build import build_eval_pairs, build_label_cache, build_train_batches
+from ..errors import TrainingError
+from ..evaluation import EvalResult, evaluate, results_table
+from ..inference import Restorer
+from ..methods import Method, build_method
+from ..registries import SCHEDULERS
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
+from .device import autocast, resolve_device, to_device_batch
+from .progress import TrainingProgress, file_logger
+from .visualize import save_grid
+
+__all__ = ["Trainer", "TrainResult"]
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    work_dir: Path
+    iteration: int
+    model_path: Path | None
+    evaluation: dict[str, dict[str, float]]
+    interrupted: str | None = None
+
+
+class Trainer:
+    """Runs a validated config to completion (or to a clean stop).
+
+    Args:
+        resolved: the validated config.
+        work_dir: run folder (default: ``runtime.work_dir`` or ``runs/<config name>``).
+        resume: continue from the run folder's latest checkpoint. Without it, a run folder
+            that already has checkpoints is refused rather than overwritten.
+        console: where progress and tables go.
+    """
+
+    def __init__(
+        self,
+        resolved: ResolvedConfig,
+        *,
+        work_dir: str | Path | None = None,
+        resume: bool = False,
+        console: Console | None = None,
+    ) -> None:
+        self.resolved = resolved
+        self.config = resolved.config
+        self.work_dir = Path(work_dir or self.config.runtime.work_dir or Path("runs") / resolved.name)
+        self.resume = resume
+        self.console = console or Console(markup=False, highlight=False)
+        self.device = resolve_device(self.config.runtime.device)
+        self._stop_signal: str | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_work_dir(self) -> Path | None:
+        checkpoints = self.work_dir / "checkpoints"
+        latest = latest_checkpoint(checkpoints) if checkpoints.is_dir() else None
+        if latest is not None and not self.resume:
+            raise TrainingError(
+                f"run folder {self.work_dir} already holds a run (latest checkpoint: {latest.name}); "
+                f"pass --resume to continue it, or choose another folder with --work-dir "
+                f"(or runtime.work_dir=...). Nothing was overwritten."
+            )
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        header = (
+            f"# resolved config written by restorekit {__version__} on {datetime.datetime.now().isoformat(timespec='seconds')}\n"
+            f"# command: {' '.join(sys.argv)}\n"
+            f"# source: {self.resolved.source}; overrides: {' '.join(self.resolved.overrides) or 'none'}\n"
+        )
+        name = "config.yaml" if latest is None else f"config.resumed-{latest.name}.yaml"
+        (self.work_dir / name).write_text(header + dump_yaml(self.resolved.to_dict()), encoding="utf-8")
+        return latest
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous = {}
+
+        def on_signal(signum: int, frame: object) -> None:
+            name = signal.Signals(signum).name
+            if self._stop_signal is not None:  # a second Ctrl-C: stop at once
+                raise KeyboardInterrupt
+            self._stop_signal = name
+            self.console.print(f"\n{name} received: finishing this iteration and writing a checkpoint...")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, on_signal)
+            except ValueError:  # not the main thread (e.g. inside some test runners): no handler
+                pass
+        return previous
+
+    # ------------------------------------------------------------------ run
+    def fit(self) -> TrainResult:
+        """Train, checkpoint, evaluate; returns what the run produced."""
+        cfg = self.config
+        if cfg.runtime.threads:
+            torch.set_num_threads(cfg.runtime.threads)
+        latest = self._prepare_work_dir()
+        log = file_logger(self.work_dir / "train.log")
+        torch.manual_seed(cfg.train.seed)
+        method = build_method(cfg).to(self.device)
+        if cfg.runtime.channels_last:
+            method = method.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(
+            method.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas), weight_decay=cfg.train.weight_decay
+        )
+        lr_schedule = SCHEDULERS.build(cfg.train.lr_schedule, path="train.lr_schedule")
+        modules = method.training_modules()
+        specs = {"backbone": cfg.backbone}
+        if "detail_block" in modules:
+            specs["detail_block"] = cfg.dt.detail_block
+        info = {"method": cfg.method, "task": cfg.task, "config": self.resolved.name}
+
+        start = 0
+        if latest is not None:
+            state = load_checkpoint(latest, modules, optimizer)
+            start = int(state["iteration"])
+            self.console.print(f"resuming {self.work_dir} from {latest.name} (iteration {start})")
+        log.info(f"start at iteration {start} of {cfg.train.iters} on {self.device}")
+
+        batches = self._load_data(log)
+        eval_pairs = build_eval_pairs(cfg)
+        self.console.print(
+            f"{cfg.method} {cfg.backbone['type']} on {self.device} "
+            f"({cfg.runtime.precision}{', channels-last' if cfg.runtime.channels_last else ''}); "
+            f"{cfg.train.iters} iterations of {cfg.data.batch_size}×{cfg.data.crop_size}²; run folder {self.work_dir}"
+        )
+
+        previous_handlers = self._install_signal_handlers()
+        last_saved = start
+        t = start
+        try:
+            method.train()
+            t, last_saved = self._loop(method, optimizer, lr_schedule, batches, eval_pairs, modules, specs, info, start, log)
+        finally:
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+
+        checkpoints = self.work_dir / "checkpoints"
+        if t > last_saved:
+            save_checkpoint(checkpoints, t, modules, specs, optimizer, info=info, keep=cfg.train.keep_checkpoints)
+        if self._stop_signal is not None:
+            self.console.print(
+                f"stopped by {self._stop_signal} at iteration {t}; checkpoint written. "
+                f"Continue with: restorekit train {self.resolved.source or 'CONFIG'} --resume --work-dir {self.work_dir}"
+            )
+            return TrainResult(self.work_dir, t, None, {}, interrupted=self._stop_signal)
+
+        model_path = save_model(self.work_dir / "model.safetensors", modules, specs, {**info, "iteration": t})
+        evaluation = {}
+        if eval_pairs is not None:
+            evaluation = self._final_evaluation(method, eval_pairs)
+        self.console.print(f"model: {model_path}")
+        return TrainResult(self.work_dir, t, model_path, evaluation)
+
+    def _load_data(self, log: Any) -> Any:
+        started = time.perf_counter()
+        shown: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            step = max(1, total // 10)
+            if done == total or (total >= 50 and done - shown.get(name, 0) >= step):
+                shown[name] = done
+                self.console.print(f"  loading {name}: {done}/{total}")
+
+        batches, reports = build_train_batches(self.config, progress=progress)
+        for name, report in reports.items():
+            if len(report):
+                self.console.print(f"{name}: {report.summary()}", style="yellow")
+                log.info(f"{name}: {report.summary()}")
+        self.console.print(f"data ready in {time.perf_counter() - started:.1f}s")
+        return batches
+
+    def _loop(
+        self,
+        method: Method,
+        optimizer: torch.optim.Optimizer,
+        lr_schedule: Any,
+        batches: Any,
+        eval_pairs: Any,
+        modules: dict,
+        specs: dict,
+        info: dict,
+        start: int,
+        log: Any,
+    ) -> tuple[int, int]:
+        cfg = self.config
+        train, runtime = cfg.train, cfg.runtime
+        total = train.iters
+        loader = torch.utils.data.DataLoader(
+            batches,
+            batch_size=None,
+            sampler=range(start + 1, total + 1),
+            num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if cfg.data.num_workers else None,
+        )
+        nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        last_good = start
+        last_saved = start
+        checkpoints = self.work_dir / "checkpoints"
+        t = start
+        with TrainingProgress(self.console, total, start, log) as progress:
+            for t, batch in enumerate(loader, start=start + 1):
+                lr = train.lr * lr_schedule.factor(t, total)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = to_device_batch(batch, self.device, runtime.channels_last)
+                want_images = bool(train.sample_every) and (t % train.sample_every == 0 or t == start + 1)
+                with autocast(self.device, runtime.precision):
+                    out = method.training_step(batch, t, want_images=want_images)
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                if train.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(method.parameters(), train.grad_clip)
+                optimizer.step()
+                nonfinite |= ~torch.isfinite(out.loss.detach())
+                progress.advance(t)
+
+                checkpoint_due = t % train.checkpoint_every == 0
+                log_due = t % train.log_every == 0 or t == total
+                stop_due = self._stop_signal is not None
+                if log_due or checkpoint_due or stop_due:
+                    if bool(nonfinite):  # the only per-interval sync
+                        raise TrainingError(
+                            f"the loss became NaN or Inf between iterations {last_good + 1} and {t}; stopped without "
+                            f"saving the broken weights. The last good checkpoint is in {checkpoints} (iteration "
+                            f"{last_saved}); resume it with --resume, perhaps with a lower train.lr or train.grad_clip set."
+                        )
+                    last_good = t
+                if log_due:
+                    logs = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.logs.items()}
+                    progress.report(t, {**logs, "lr": lr})
+                if want_images:
+                    save_grid(self.work_dir / "samples" / f"iter_{t:08d}.png", out.images)
+                if checkpoint_due or stop_due:
+                    save_checkpoint(checkpoints, t, modules, specs, optimizer, info=info, keep=train.keep_checkpoints)
+                    last_saved = t
+                    if not stop_due:
+                        progress.message(f"checkpoint: iteration {t}")
+                if cfg.eval.every and t % cfg.eval.every == 0 and eval_pairs is not None and t != total:
+                    result = self._evaluate_network(method, eval_pairs)
+                    m = result.means
+                    progress.message(f"eval @ {t}: PSNR-Y {m['psnr_y']:.2f} dB  SSIM-Y {m['ssim_y']:.4f}")
+                    method.train()
+                if stop_due:
+                    break
+        return t, last_saved
+
+    # ------------------------------------------------------------------ evaluation
+    def _restorer(self, method: Method) -> Restorer:
+        return Restorer(
+            method.backbone, self.device, precision=self.config.runtime.precision, channels_last=self.config.runtime.channels_last
+        )
+
+    def _evaluate_network(self, method: Method, pairs: Any) -> EvalResult:
+        method.eval()
+        name = f"{self.config.backbone['type']} ({self.config.method})"
+        return evaluate(pairs, self._restorer(method), name)
+
+    def _final_evaluation(self, method: Method, pairs: Any) -> dict[str, dict[str, float]]:
+        """Input vs soft-label filter vs trained network on the held-out pairs (the main job's table)."""
+        rows = [evaluate(pairs, lambda image: image, "degraded input")]
+        if self.config.method == "dt":
+            label_filter = build_label_cache(self.config).filter
+            rows.append(evaluate(pairs, label_filter, f"{self.config.dt.soft_label['type']} filter (soft label)"))
+        network = self._evaluate_network(method, pairs)
+        rows.append(network)
+        network.write_csv(self.work_dir / "eval_per_image.csv")
+        summary = {row.label: row.means for row in rows}
+        (self.work_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        self.console.print(results_table(rows, f"held-out pairs: {self.config.eval.data} ({len(pairs)} images)"))
+        return {row.label: {k: (v if math.isfinite(v) else None) for k, v in row.means.items()} for row in rows}

@@ -1,0 +1,11 @@
+"""Shim: `python tools/convert.py ...` is `restorekit convert ...` (works from a checkout)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from restorekit.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["convert", *sys.argv[1:]]))
