@@ -130,6 +130,12 @@ def get_registry(kind: str) -> Registry:
 _BUILTINS: dict[Registry, dict[str, str]] = {
     BACKBONES: {
         "hagg": "restorekit.models.hagg:HAgg",
+        "ddn": "restorekit.models.ddn:DDN",
+        "prenet": "restorekit.models.prenet:prenet",
+        "prn": "restorekit.models.prenet:prn",
+        "prenet_r": "restorekit.models.prenet:prenet_r",
+        "prn_r": "restorekit.models.prenet:prn_r",
+        "jordere": "restorekit.models.jordere:JORDERE",
     },
     DETAIL_BLOCKS: {
         "deb": "restorekit.models.deb:DetailEnhancementBlock",
@@ -139,11 +145,14 @@ _BUILTINS: dict[Registry, dict[str, str]] = {
         "median": "restorekit.filters.classic:MedianFilter",
         "gaussian": "restorekit.filters.classic:GaussianFilter",
         "mean": "restorekit.filters.classic:MeanFilter",
+        "bilateral": "restorekit.filters.classic:BilateralFilter",
+        "nlm": "restorekit.filters.classic:NonLocalMeansFilter",
     },
     LOSSES: {
         "ssim": "restorekit.losses.ssim:SSIMLoss",
         "l1": "restorekit.losses.pixel:L1Loss",
         "mse": "restorekit.losses.pixel:MSELoss",
+        "jordere": "restorekit.losses.structured:JORDERELoss",
     },
     SCHEDULERS: {
         "dynamic": "restorekit.schedulers.loss_weights:DynamicWeights",
@@ -152,6 +161,9 @@ _BUILTINS: dict[Registry, dict[str, str]] = {
     },
     SYNTHESIZERS: {
         "rain": "restorekit.synth.rain:RainSynthesizer",
+        "snow": "restorekit.synth.snow:SnowSynthesizer",
+        "gaussian_noise": "restorekit.synth.noise:GaussianNoise",
+        "poisson_gaussian_noise": "restorekit.synth.noise:PoissonGaussianNoise",
     },
 }
 
