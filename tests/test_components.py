@@ -1,0 +1,127 @@
+"""Losses, soft-label filters and their cache, schedules, metrics: properties and reference values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import restorekit
+from restorekit.filters.cache import SoftLabelCache, content_digest
+from restorekit.losses.ssim import ssim
+from restorekit.metrics import psnr, score_pair, y_channel
+from restorekit.metrics import ssim as ssim_metric
+from restorekit.testing import make_photo
+
+
+# --------------------------------------------------------------------------- losses
+@pytest.mark.parametrize("name", restorekit.LOSSES.names())
+def test_pixel_losses_are_zero_on_identical_images(name):
+    if name == "jordere":
+        pytest.skip("needs auxiliary outputs (tested with the backbone zoo)")
+    loss = restorekit.LOSSES.build(name)
+    x = torch.rand(2, 3, 24, 24)
+    assert float(loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss(x, 1 - x)) > 0
+
+
+def test_ssim_matches_a_direct_2d_gaussian_window_with_zero_padding():
+    """The authors' SSIM: an 11×11 window, σ 1.5, conv2d with zero padding, mean of the map."""
+    x, y = torch.rand(2, 3, 30, 34), torch.rand(2, 3, 30, 34)
+    g = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    g = g / g.sum()
+    w = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
+
+    def blur(t):
+        return F.conv2d(t, w, padding=5, groups=3)
+
+    mx, my = blur(x), blur(y)
+    sx, sy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    ref = ((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sx + sy + c2))).mean()
+    torch.testing.assert_close(ssim(x, y), ref, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- filters
+def test_median_filter_is_exact():
+    image = make_photo(0, 23, 29)
+    k = 5
+    out = restorekit.FILTERS.build({"type": "median", "kernel_size": k})(image)
+    padded = np.pad(image, ((k // 2,) * 2, (k // 2,) * 2, (0, 0)), mode="edge")  # OpenCV replicates borders
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(0, 1))
+    np.testing.assert_array_equal(out, np.median(windows, axis=(-2, -1)).astype(np.uint8))
+
+
+@pytest.mark.parametrize("name", ["median", "gaussian", "mean", "bilateral", "nlm"])
+def test_filters_keep_shape_and_reduce_rain(name):
+    clean = make_photo(1, 64, 64)
+    rainy = restorekit.SYNTHESIZERS.build("rain")(clean, 3)
+    label = restorekit.FILTERS.build(name)(rainy)
+    assert label.shape == rainy.shape and label.dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", ["median", "gaussian", "mean"])
+def test_even_kernels_are_rejected(name):
+    with pytest.raises(ValueError, match="odd"):
+        restorekit.FILTERS.build({"type": name, "kernel_size": 30})
+
+
+def test_soft_label_cache_returns_the_fresh_label_and_keys_by_settings(tmp_path):
+    image = make_photo(2, 64, 80)
+    digest = content_digest(image.tobytes())
+    median = restorekit.FILTERS.build({"type": "median", "kernel_size": 31})
+    cache = SoftLabelCache(median, tmp_path)
+    first = cache.get(image, digest)
+    again = SoftLabelCache(median, tmp_path).get(image, digest)  # a later run: read from disk
+    np.testing.assert_array_equal(first, median(image))
+    np.testing.assert_array_equal(again, first)
+    assert cache.misses == 1
+    other = SoftLabelCache(restorekit.FILTERS.build({"type": "median", "kernel_size": 21}), tmp_path)
+    assert other.folder != cache.folder
+    np.testing.assert_array_equal(other.get(image, digest), restorekit.FILTERS.build({"type": "median", "kernel_size": 21})(image))
+
+
+# --------------------------------------------------------------------------- schedules
+def test_dynamic_weights_follow_the_paper_and_the_authors_caps():
+    paper = restorekit.SCHEDULERS.build({"type": "dynamic"})
+    assert paper(1) == pytest.approx((0.001, 1000 / 1001))
+    assert paper(1000) == pytest.approx((1.0, 0.5))
+    assert paper(300_000) == pytest.approx((300.0, 1000 / 301_000))
+    rain1400 = restorekit.SCHEDULERS.build({"type": "dynamic", "cap": 10})
+    assert rain1400(300_000)[0] == 10
+    did = restorekit.SCHEDULERS.build({"type": "dynamic", "scale": 500, "cap": 100})
+    assert did(1000) == pytest.approx((2.0, 1 / 3))
+    assert restorekit.SCHEDULERS.build({"type": "fixed", "alpha": 300})(7) == (300.0, 1.0)
+
+
+def test_constant_then_linear_lr():
+    schedule = restorekit.SCHEDULERS.build({"type": "constant_then_linear"})
+    total = 300_000
+    assert schedule.factor(1, total) == 1.0
+    assert schedule.factor(150_000, total) == 1.0
+    assert schedule.factor(225_000, total) == pytest.approx(0.5, abs=1e-4)
+    assert 0 < schedule.factor(total, total) < 1e-4
+    factors = [schedule.factor(t, 100) for t in range(1, 101)]
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+
+
+# --------------------------------------------------------------------------- metrics
+def test_metrics_match_scikit_image_on_known_images():
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    data = pytest.importorskip("skimage.data")
+    clean = data.astronaut()
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+    ya, yb = y_channel(noisy), y_channel(clean)
+    assert psnr(ya, yb) == pytest.approx(skimage_metrics.peak_signal_noise_ratio(yb, ya, data_range=255), abs=1e-9)
+    assert ssim_metric(ya, yb) == pytest.approx(skimage_metrics.structural_similarity(ya, yb, data_range=255), abs=1e-9)
+    rgb = skimage_metrics.structural_similarity(noisy, clean, data_range=255, channel_axis=-1)
+    assert score_pair(noisy, clean).ssim_rgb == pytest.approx(rgb, abs=1e-9)
+
+
+def test_y_channel_is_opencv_full_range_luma():
+    pixel = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], np.uint8)
+    assert y_channel(pixel).tolist() == [[76, 150, 29, 255]]  # round(0.299·255), round(0.587·255), ...
+    assert math.isinf(psnr(pixel, pixel))
