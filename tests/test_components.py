@@ -125,3 +125,13 @@ def test_y_channel_is_opencv_full_range_luma():
     pixel = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], np.uint8)
     assert y_channel(pixel).tolist() == [[76, 150, 29, 255]]  # round(0.299·255), round(0.587·255), ...
     assert math.isinf(psnr(pixel, pixel))
+
+
+def test_ssim_stays_float32_under_bf16_autocast():
+    """bf16 variances (E[x²] - E[x]²) cancel into NaN; SSIM must ignore autocast."""
+    x = torch.rand(2, 3, 40, 40)
+    y = (x + 0.01 * torch.randn_like(x)).clamp(0, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = ssim(x, y)
+    assert under_autocast.dtype == torch.float32
+    assert float(under_autocast) == float(ssim(x, y))

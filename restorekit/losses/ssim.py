@@ -31,8 +31,13 @@ def ssim(x: Tensor, y: Tensor, window_size: int = 11, sigma: float = 1.5, data_r
     """Mean SSIM of two N×C×H×W batches (a scalar tensor, differentiable)."""
     if x.shape != y.shape:
         raise ValueError(f"SSIM needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-    # SSIM's products cancel badly in low precision: always compute it in float32.
-    x, y = x.float(), y.float()
+    # Variances are differences of large products (E[x²] - E[x]²) and cancel catastrophically
+    # in bfloat16 (negative variances, NaN): compute SSIM in float32 even under autocast.
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _ssim_fp32(x.float(), y.float(), window_size, sigma, data_range)
+
+
+def _ssim_fp32(x: Tensor, y: Tensor, window_size: int, sigma: float, data_range: float) -> Tensor:
     kernel = get_gaussian_kernel1d(window_size, sigma, device=x.device, dtype=x.dtype)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     # One batched blur of the five maps instead of five separate calls.
