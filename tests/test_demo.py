@@ -99,9 +99,9 @@ def test_missing_scikit_image_is_a_data_error(tmp_path: Path, monkeypatch: pytes
 def test_cache_root_defaults_to_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(demo.CACHE_ENV, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert demo_root() == tmp_path / ".cache" / "restorekit" / "demo" / "v1"
+    assert demo_root() == tmp_path / ".cache" / "restorekit" / "demo" / "v2"
     monkeypatch.setenv(demo.CACHE_ENV, str(tmp_path / "elsewhere"))
-    assert demo_root() == tmp_path / "elsewhere" / "demo" / "v1"
+    assert demo_root() == tmp_path / "elsewhere" / "demo" / "v2"
 
 
 def test_unwritable_cache_is_a_data_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,3 +212,13 @@ def test_incomplete_folder_is_reported(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(DataError, match="delete it"):
         resolve_demo("demo:snow/rainy")
     assert sorted(os.listdir(demo_root())) == ["snow"]
+
+
+def test_paired_subset_holds_the_rainy_training_photos_with_their_truth(tmp_path, monkeypatch) -> None:
+    """``sv`` trains on the same photos ``dt`` sees, plus the clean originals ``dt`` never sees."""
+    monkeypatch.setenv("RESTOREKIT_CACHE", str(tmp_path))
+    paired, rainy = resolve_demo("demo:rain/paired"), resolve_demo("demo:rain/rainy")
+    names = sorted(p.name for p in (paired / "rain").iterdir())
+    assert names == sorted(p.name for p in rainy.iterdir()) == sorted(p.name for p in (paired / "gt").iterdir())
+    for name in names:
+        assert (paired / "rain" / name).read_bytes() == (rainy / name).read_bytes()

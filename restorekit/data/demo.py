@@ -7,6 +7,8 @@ unpaired method assumes:
 
 * ``rainy`` (degraded training): astronaut, coffee, immunohistochemistry, camera;
 * ``clean`` (clean training backgrounds): retina, brick, grass, gravel, coins, moon;
+* ``paired``: the ``rainy`` photos with their clean originals (``rain/`` + ``gt/``), for the
+  supervised (``sv``) baseline, which sees the same training photos as ``dt`` plus their truth;
 * test sets (paired ``rain/`` + ``gt/`` with matching names): chelsea and rocket, each
   rendered with two seeds (four pairs).
 
@@ -15,10 +17,11 @@ Tasks: ``rain``, ``snow`` and ``noise`` (Gaussian σ = 25 on [0, 255]; its test 
 
 On disk (``<cache>`` is ``$RESTOREKIT_CACHE`` or ``~/.cache/restorekit``)::
 
-    <cache>/demo/v1/<task>/rainy/*.png
-    <cache>/demo/v1/<task>/clean/*.png
-    <cache>/demo/v1/<task>/<testset>/rain/*.png  and  .../gt/*.png
-    <cache>/demo/v1/<task>/manifest.json
+    <cache>/demo/v2/<task>/rainy/*.png
+    <cache>/demo/v2/<task>/clean/*.png
+    <cache>/demo/v2/<task>/paired/rain/*.png  and  .../gt/*.png
+    <cache>/demo/v2/<task>/<testset>/rain/*.png  and  .../gt/*.png
+    <cache>/demo/v2/<task>/manifest.json
 
 A task is rendered into a temporary folder beside its final place and renamed into place
 when complete, so a reader never sees half a dataset and two processes may build at once.
@@ -59,7 +62,7 @@ __all__ = [
 #: Values starting with this prefix name built-in demo data instead of a folder.
 DEMO_PREFIX = "demo:"
 #: Bump when the photos, the table below or the synthesizers change the rendered files.
-DEMO_VERSION = "v1"
+DEMO_VERSION = "v2"
 #: Photos are downscaled (area-averaged) to at most this long side, to keep the demo fast.
 MAX_SIDE = 512
 
@@ -88,7 +91,7 @@ _BUNDLED_FILES = {
     "rocket": "rocket.jpg",
 }
 
-_TRAIN_SUBSETS = ("rainy", "clean")
+_TRAIN_SUBSETS = ("rainy", "clean", "paired")
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class DemoTask:
 
 # --------------------------------------------------------------------------- the degradations
 # Every argument is spelled out, not left to the synthesizer's defaults, so changing a
-# default elsewhere cannot silently change demo v1.
+# default elsewhere cannot silently change the demo data of a version.
 
 #: Light rain like Rain100L: thin (1–1.8 px) streaks changing ~10–18% of the pixels; rainy
 #: test inputs score about 26 dB Y-PSNR (Rain100L's inputs: about 27 dB). Sparse enough that
@@ -209,7 +212,7 @@ def check_demo_name(value: str) -> None:
 
 # --------------------------------------------------------------------------- cache folders
 def demo_root() -> Path:
-    """The folder holding this version's demo tasks: ``<cache>/demo/v1``.
+    """The folder holding this version's demo tasks: ``<cache>/demo/v2``.
 
     ``<cache>`` is ``$RESTOREKIT_CACHE`` if set, else ``~/.cache/restorekit``
     (:func:`restorekit._cache.cache_root`, shared with the soft-label cache).
@@ -228,7 +231,7 @@ def resolve_demo(value: str) -> Path:
         value: a demo name such as ``"demo:rain/rainy"`` or ``"demo:noise/test_s50"``.
 
     Returns:
-        ``<cache>/demo/v1/<task>/<subset>``: a folder of PNGs for ``rainy``/``clean``, or a
+        ``<cache>/demo/v2/<task>/<subset>``: a folder of PNGs for ``rainy``/``clean``, or a
         paired folder with ``rain/`` and ``gt/`` for a test set.
 
     Raises:
@@ -323,7 +326,10 @@ def _render_task(task: str, data_dir: Path, out_dir: Path) -> None:
     train_synth = SYNTHESIZERS.build(dict(spec.train.synthesizer))
     for index, name in enumerate(RAINY_PHOTOS):
         rng = np.random.default_rng([spec.train.seed, index])
-        _write_png(out_dir / "rainy" / f"{name}.png", train_synth(photos[name], rng))
+        degraded = train_synth(photos[name], rng)
+        _write_png(out_dir / "rainy" / f"{name}.png", degraded)
+        _write_png(out_dir / "paired" / "rain" / f"{name}.png", degraded)
+        _write_png(out_dir / "paired" / "gt" / f"{name}.png", photos[name])
     for name in CLEAN_PHOTOS:
         _write_png(out_dir / "clean" / f"{name}.png", photos[name])
 
@@ -342,6 +348,7 @@ def _render_task(task: str, data_dir: Path, out_dir: Path) -> None:
         "sources": "scikit-image sample photos (skimage.data)",
         "rainy": {"photos": list(RAINY_PHOTOS), "synthesizer": _plain(spec.train.synthesizer), "seed": spec.train.seed},
         "clean": {"photos": list(CLEAN_PHOTOS)},
+        "paired": {"photos": list(RAINY_PHOTOS), "note": "the rainy photos with their clean originals"},
         "tests": {
             name: {
                 "photos": list(TEST_PHOTOS),
