@@ -22,6 +22,7 @@ import importlib
 import inspect
 import os
 import re
+import sys
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -57,6 +58,11 @@ def _natural_key(name: str) -> list[Any]:
 
 def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _plugin_source(ep: metadata.EntryPoint) -> str:
+    dist, version = _dist_of(ep)
+    return f"plugin:{dist}=={version}"
 
 
 def _dist_of(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
@@ -233,15 +239,38 @@ class Registry:
             return None
         described = [self._describe_ep(ep) for ep in eps]
         if len(eps) > 1:
-            return f"{self.kind} '{name}' is provided by more than one plugin: " + " and ".join(described)
+            return (
+                f"{self.kind} '{name}' is provided by more than one plugin: " + " and ".join(described) + "; "
+                f"uninstall all but one, or set {PLUGINS_ENV}=1 to run without plugins"
+            )
         source = self._source.get(name)
+        if source == "runtime" and self._is_target_of(eps[0], self._objects.get(name)):
+            # The plugin's own module registered the object with the decorator when it was
+            # imported: one definition reached by two routes, not a clash.
+            self._source[name] = _plugin_source(eps[0])
+            return None
         if source is not None and not source.startswith("plugin:"):
             owner = self._lazy.get(name) or _qualname(self._objects.get(name))
             return (
                 f"{self.kind} '{name}' from plugin {described[0]} clashes with the "
-                f"{source} {self.kind} {owner}; rename the plugin's entry point"
+                f"{source} {self.kind} {owner}; rename the plugin's entry point, or set "
+                f"{PLUGINS_ENV}=1 to run without plugins"
             )
         return None
+
+    @staticmethod
+    def _is_target_of(ep: metadata.EntryPoint, obj: Any) -> bool:
+        """Whether ``obj`` is what ``ep`` points to, judged without importing anything new.
+
+        Only an already imported module can have registered ``obj``, and loading an entry
+        point of an imported module is an attribute lookup, so no plugin code runs here.
+        """
+        if obj is None or ep.module not in sys.modules:
+            return False
+        try:
+            return ep.load() is obj
+        except Exception:  # a broken plugin: report the clash rather than the breakage
+            return False
 
     @staticmethod
     def _describe_ep(ep: metadata.EntryPoint) -> str:
@@ -251,22 +280,31 @@ class Registry:
 
     def _load_plugin(self, name: str) -> Any:
         (ep,) = self._discover()[name]
-        dist, version = _dist_of(ep)
+        dist = _dist_of(ep)[0]
         try:
             obj = ep.load()
         except Exception as exc:
             self._plugin_status[name] = f"error: {type(exc).__name__}: {exc}"
             raise PluginLoadError(
                 f"cannot load {self.kind} '{name}' from plugin {self._describe_ep(ep)}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}. {self._plugin_advice(dist)}"
             ) from exc
         try:
-            self._add(name, obj, source=f"plugin:{dist}=={version}", replace=False)
+            self._add(name, obj, source=_plugin_source(ep), replace=False)
         except RegistryError as exc:
             self._plugin_status[name] = f"error: {exc}"
-            raise PluginLoadError(f"plugin {self._describe_ep(ep)} is invalid: {exc}") from exc
+            raise PluginLoadError(
+                f"plugin {self._describe_ep(ep)} is invalid: {exc}. {self._plugin_advice(dist)}"
+            ) from exc
+        # _add keeps the "runtime" source when the module registered itself while importing.
+        self._source[name] = _plugin_source(ep)
         self._plugin_status[name] = "loaded"
         return obj
+
+    @staticmethod
+    def _plugin_advice(dist: str | None) -> str:
+        fix = f"Fix or uninstall it (`pip uninstall {dist}`)" if dist else "Fix or uninstall it"
+        return f"{fix}, or set {PLUGINS_ENV}=1 to run without plugins"
 
     def plugins(self, *, load: bool = False) -> list[PluginInfo]:
         """The entry points found for this registry; with ``load=True`` each is imported to check it."""
@@ -281,8 +319,8 @@ class Registry:
                     try:
                         self._load_plugin(name)
                         status = "loaded"
-                    except PluginLoadError as exc:
-                        status = f"error: {exc.__cause__ or exc}"
+                    except PluginLoadError as exc:  # _load_plugin recorded what went wrong
+                        status = self._plugin_status.get(name, f"error: {exc}")
                 dist, version = _dist_of(ep)
                 infos.append(PluginInfo(self.kind, name, ep.group, ep.value, dist, version, status))
         return infos
@@ -412,6 +450,13 @@ class Registry:
         if self._instance_check is not None:
             problem = self._instance_check(instance)
             if problem:
+                name = self._aliases.get(name, name)
+                if self._source.get(name, "").startswith("plugin:"):
+                    (ep,) = self._discover()[name]
+                    raise PluginLoadError(
+                        f"{self.kind} '{name}' from plugin {self._describe_ep(ep)} built {problem}. "
+                        f"{self._plugin_advice(_dist_of(ep)[0])}"
+                    )
                 raise RegistryError(f"{self.kind} '{name}' ({_qualname(obj)}) built {problem}")
         return instance
 
@@ -421,9 +466,13 @@ class Registry:
         obj = self.get(name)
         name = self._aliases.get(name, name)
         try:
-            signature = str(inspect.signature(obj))
-        except (TypeError, ValueError):
-            signature = "(...)"
+            # eval_str: modules with ``from __future__ import annotations`` would show 'int'.
+            signature = str(inspect.signature(obj, eval_str=True))
+        except Exception:  # an annotation that does not evaluate: show it as written
+            try:
+                signature = str(inspect.signature(obj))
+            except (TypeError, ValueError):
+                signature = "(...)"
         try:
             file = inspect.getsourcefile(obj)
             line = inspect.getsourcelines(obj)[1]
