@@ -11,30 +11,63 @@ the Rain1400, Rain200L and DID-data experiments. Their key layout maps onto ``ha
     outc.0                         -> head
     out2.0, out2.2, out2.4         -> detail block conv1, conv2, conv3  (DID variant: out2.0, out2.2)
 
-The file is read with ``torch.load(weights_only=True)``: tensors only, no code executed.
+The file is read with ``torch.load(weights_only=True)``: tensors only, no code executed. A
+file whose unpickling would call anything else (``os.system``, any class) is refused with a
+message that says so; restorekit never offers to load it less safely.
 """
 
 from __future__ import annotations
 
+import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .engine.checkpoint import save_model
-from .errors import CheckpointError
+from .errors import CheckpointError, did_you_mean
 
 __all__ = ["FORMATS", "convert", "rain_over_me_state"]
 
 
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _load_refusal(path: Path, exc: Exception) -> CheckpointError:
+    """A one-line reason why ``torch.load(weights_only=True)`` refused a file (torch's own
+    message spans paragraphs and suggests ``weights_only=False``, which is exactly what must
+    not be done with a file from elsewhere)."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError):
+        named = _GLOBAL_RE.search(text)
+        if named:
+            return CheckpointError(
+                f"{path}: refused: loading it would call {named[1]}, not just build tensors; restorekit loads "
+                "PyTorch files as weights only, and a file of released weights needs nothing else"
+            )
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        detail = next((line for line in lines if "unsupported" in line.lower()), lines[-1] if lines else "")
+        return CheckpointError(f"{path}: refused: not a weights-only PyTorch checkpoint ({detail[:200]})")
+    if isinstance(exc, EOFError) or not path.stat().st_size:
+        return CheckpointError(f"{path}: empty or truncated file, not a PyTorch checkpoint")
+    return CheckpointError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {text[:200]})")
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a folder; name the .pth file itself") from None
+    except PermissionError:
+        raise CheckpointError(f"{path}: permission denied") from None
     except Exception as exc:  # weights_only refuses pickled code; anything else is unreadable
-        raise CheckpointError(f"{path}: cannot load as a weights-only PyTorch checkpoint ({exc})") from None
+        raise _load_refusal(path, exc) from None
     for key in ("state_dict", "model", "net_G", "netG"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -102,9 +135,13 @@ def convert(source_format: str, src: str | Path, dst: str | Path) -> Path:
     from .registries import BACKBONES, DETAIL_BLOCKS
 
     if source_format not in FORMATS:
-        raise CheckpointError(f"unknown source format {source_format!r}; known: {', '.join(FORMATS)}")
+        hint = did_you_mean(source_format, FORMATS)
+        raise CheckpointError(f"unknown source format {source_format!r}.{hint} Known: {', '.join(FORMATS)}")
     state = _read_state_dict(Path(src))
-    backbone_state, deb_state, backbone_spec, deb_spec = FORMATS[source_format](state)
+    try:
+        backbone_state, deb_state, backbone_spec, deb_spec = FORMATS[source_format](state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{src}: {exc}") from None
     backbone = BACKBONES.build(backbone_spec)
     deb = DETAIL_BLOCKS.build(deb_spec)
     try:

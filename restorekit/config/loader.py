@@ -10,13 +10,16 @@
 * Overrides ``key.path=value`` are applied after merging; values are YAML scalars or flow
   collections (``train.iters=20000``, ``train.betas=[0.9,0.999]``, ``backbone={type: ddn}``).
 * Validation checks every key, type, bound and registry name, and binds each component's
-  arguments to its signature, before any data is read.
+  arguments to its signature, before any data is read. NaN and infinite numbers are refused
+  anywhere; YAML aliases that expand a small file into a huge or self-containing structure
+  are refused too. Data folders must exist and hold images (paired ones, matching names).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -70,11 +73,67 @@ def _construct_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: 
 _StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+#: Most values (mapping entries, list items, scalars) a config may expand to, counting each
+#: use of a YAML alias, and the deepest nesting; real configs hold a few hundred values.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A one-line description of a YAML error, with its line and column."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    text = problem or str(exc).strip().splitlines()[0]
+    context = getattr(exc, "context", None)
+    if context and problem:
+        text = f"{context}, {problem}"
+    if mark is not None:
+        text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    return text
+
+
+def _check_expansion(data: Any, source: str) -> None:
+    """Refuse YAML that aliases expand past :data:`MAX_VALUES` values or :data:`MAX_DEPTH` levels
+    (a "billion laughs" file, or a list that contains itself), before anything walks it recursively."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES or depth > MAX_DEPTH:
+            what = f"{MAX_VALUES} values" if count > MAX_VALUES else f"{MAX_DEPTH} levels of nesting"
+            raise ConfigError(
+                f"the YAML expands to more than {what} (aliases that repeat or contain themselves?); "
+                "a config is a small mapping of options",
+                source=source,
+            )
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            stack.extend((v, depth + 1) for v in node)
+
+
 def _parse_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", source=source) from None
+        raise ConfigError(f"not valid YAML: {_yaml_problem(exc)}", source=source) from None
+    except RecursionError:
+        raise ConfigError(f"not valid YAML: nested more than {MAX_DEPTH} levels deep", source=source) from None
+    _check_expansion(data, source)
+    return data
+
+
+def _check_finite(data: Any, path: str = "") -> None:
+    """Refuse NaN and infinite numbers anywhere: no option means anything with them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(f"expected a finite number, got {data!r}", path=path or None)
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _check_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, (list, tuple)):
+        for i, value in enumerate(data):
+            _check_finite(value, f"{path}[{i}]")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -146,15 +205,19 @@ _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``"a.b.c=value"`` into its key path and the value parsed as YAML."""
+    shown = text if len(text) <= 80 else text[:77] + "..."
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like key.path=value", source="command line")
+        raise ConfigError(f"override {shown!r} must look like key.path=value", source="command line")
     key, _, raw = text.partition("=")
     key = key.strip()
     if not _KEY_RE.match(key):
         raise ConfigError(
-            f"override {text!r}: {key!r} is not a dotted key path like train.iters", source="command line"
+            f"override {shown!r}: {key[:60]!r} is not a dotted key path like train.iters", source="command line"
         )
-    value = _parse_yaml(raw, "command line") if raw.strip() else None
+    try:
+        value = _parse_yaml(raw, "command line") if raw.strip() else None
+    except ConfigError as exc:
+        raise ConfigError(f"override {shown!r}: {exc.message}", path=key, source="command line") from None
     return key.split("."), value
 
 
@@ -270,8 +333,9 @@ def check_components(config: Config) -> None:
             instance = registry.build(value, path=key)
         except (RestorekitError, ConfigError):
             raise
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(str(exc), path=key) from None
+        except Exception as exc:  # a component refusing its arguments, in whatever way it does
+            message = str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
+            raise ConfigError(message, path=key) from None
         if registry_name == "backbones":
             default = getattr(instance, "default_loss", None) or "ssim"
             get_registry("losses").resolve({"type": default}, path=f"{key}.type (its default loss)")
@@ -285,9 +349,20 @@ def check_components(config: Config) -> None:
                 )
 
 
+def _check_seed(seed: int) -> None:
+    """The seed feeds torch, NumPy and the per-iteration data generators: all take 0 <= seed < 2**63.
+    (A bound the schema could carry as ``min``/``max``; kept here until it does.)"""
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"must be between 0 and 2**63 - 1, got {seed}", path="train.seed")
+
+
 def check_data(config: Config) -> None:
-    """Fail now for data folders that do not exist (built-in ``demo:`` names are checked by name)."""
+    """Fail now for data folders that do not exist, hold no image, or (paired folders) lack
+    ``rain/``/``gt/`` or matching names. Built-in ``demo:`` names are checked by name."""
+    from ..data.datasets import paired_files
     from ..data.demo import check_demo_name, is_demo
+    from ..data.io import list_images
+    from ..errors import DataError
 
     wanted = [("eval.data", config.eval.data)]
     if config.method == "dt":
@@ -305,8 +380,16 @@ def check_data(config: Config) -> None:
             except ValueError as exc:
                 raise ConfigError(str(exc), path=key) from None
             continue
-        if not Path(value).expanduser().is_dir():
+        folder = Path(value).expanduser()
+        if not folder.is_dir():
             raise ConfigError(f"data folder {value!r} does not exist or is not a folder", path=key)
+        try:
+            if key in ("data.paired", "eval.data"):
+                paired_files(folder)
+            else:
+                list_images(folder)
+        except DataError as exc:
+            raise ConfigError(str(exc), path=key) from None
 
 
 def load_config(
@@ -325,7 +408,9 @@ def load_config(
     raw = apply_overrides(raw, overrides)
     where = str(source) if source else "defaults"
     try:
+        _check_finite(raw)
         config = from_mapping(Config, raw)
+        _check_seed(config.train.seed)
         _import_modules(config.imports, source.parent.resolve() if source else None)
         check_components(config)
         if check_data_folders:

@@ -39,8 +39,9 @@ def build_train_batches(
     data = config.data
     common = dict(crop_size=data.crop_size, batch_size=data.batch_size, flip=data.flip, seed=config.train.seed, rank=rank)
 
-    def report(name: str) -> Callable[[int, int], None] | None:
-        return None if progress is None else (lambda done, total: progress(name, done, total))
+    def report(name: str) -> Callable[[str, int, int], None] | None:
+        # PhotoSet reports its stages ("photos", "soft labels"); shown as "rainy photos" etc.
+        return None if progress is None else (lambda stage, done, total: progress(f"{name} {stage}", done, total))
 
     if config.method == "sv":
         assert data.paired is not None
@@ -57,9 +58,9 @@ def build_train_batches(
         crop_size=data.crop_size, small_images=data.small_images, on_bad_image=data.on_bad_image, in_memory=data.in_memory
     )
     degraded = PhotoSet(
-        resolve_folder(data.rainy), label_cache=build_label_cache(config), progress=report("soft labels"), **photo_options
+        resolve_folder(data.rainy), label_cache=build_label_cache(config), progress=report("rainy"), **photo_options
     )
-    clean = PhotoSet(resolve_folder(data.clean), progress=report("clean photos"), **photo_options)
+    clean = PhotoSet(resolve_folder(data.clean), progress=report("clean"), **photo_options)
     return UnpairedBatches(degraded, clean, **common), {"rainy": degraded.report, "clean": clean.report}
 
 

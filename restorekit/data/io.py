@@ -4,16 +4,24 @@ Decoding uses OpenCV from the file's bytes (so non-ASCII paths work and the byte
 hashed for the soft-label cache). What each kind of file becomes:
 
 * grayscale and palette images are expanded to RGB;
-* an alpha channel is composited over white (a transparent pixel has no colour to restore);
-* 16-bit PNG/TIFF are scaled to 8 bits (``value / 257``, rounded);
+* an alpha channel is composited over white (a transparent pixel has no colour to restore,
+  and white is what a viewer shows behind it); a palette's transparent entries count as alpha;
+* 16-bit PNG/TIFF are scaled to 8 bits (``value / 257``, rounded); float TIFFs are read as
+  [0, 1] when their maximum is at most 1, else as [0, 255];
 * JPEG EXIF orientation is applied, so the pixels stand as the camera meant;
+* an image of more than :data:`MAX_PIXELS` pixels is refused before it is decoded (a
+  "decompression bomb": a small file that would expand to many gigabytes);
 * anything that does not decode raises :class:`~restorekit.errors.ImageReadError` naming the
-  file and the reason (missing, unreadable, empty, not an image).
+  file and the reason (missing, unreadable, empty, not an image, too large).
+
+File names that are not valid UTF-8 (possible on Linux) are shown with ``\\xNN`` escapes, so
+a report can always be printed and logged.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from pathlib import Path
 
@@ -24,7 +32,9 @@ from ..errors import DataError, ImageReadError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
     "list_images",
+    "shown_path",
     "read_bytes",
     "decode_image",
     "read_image",
@@ -33,24 +43,81 @@ __all__ = [
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
+#: Largest image accepted, in pixels (250 MP: a 12000×9000 panorama is 108 MP; decoded RGB
+#: takes 3 bytes a pixel). Raise it here if you really train on larger scans.
+MAX_PIXELS = 250_000_000
 
-def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+# OpenCV logs each decoding failure itself (warnings and errors without a file name, in the
+# middle of the progress display); restorekit reports every failure with the file and the
+# reason instead, so OpenCV's log is silenced. (libpng still prints "libpng error: ..." lines.)
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 become ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_image_file(p: Path) -> bool:
+    # A broken link with an image extension is listed, so that it is reported rather than ignored.
+    return p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or (p.is_symlink() and not p.exists()))
+
+
+def _walk(root: Path, recursive: bool, unreadable: list[Path]) -> list[Path]:
+    """Every non-folder entry under ``root`` (links to folders are not followed); folders that
+    cannot be listed are added to ``unreadable`` instead of being silently passed over."""
+
+    def failed(exc: OSError) -> None:
+        unreadable.append(Path(exc.filename) if exc.filename else root)
+
+    if not recursive:
+        try:
+            return [Path(e.path) for e in os.scandir(root) if not e.is_dir(follow_symlinks=False) or e.is_symlink()]
+        except OSError as exc:
+            failed(exc)
+            return []
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=failed):
+        found += (Path(dirpath) / name for name in filenames)
+        found += (Path(dirpath) / name for name in dirnames if os.path.islink(os.path.join(dirpath, name)))
+    return found
+
+
+def list_images(folder: str | Path, *, recursive: bool = True, unreadable: list[Path] | None = None) -> list[Path]:
     """Image files under ``folder`` (by extension, case-insensitive), sorted by relative path.
 
-    Raises DataError when the folder is missing or holds no image file.
+    Args:
+        folder: the folder to search.
+        recursive: search subfolders too.
+        unreadable: when given, subfolders that cannot be listed (no permission) are appended
+            here, so the caller can report them; they are otherwise left out silently.
+
+    Raises:
+        DataError: the folder is missing, unreadable, or holds no image file (the message says
+            what else it holds).
     """
     root = Path(folder).expanduser()
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder")
-    pattern = "**/*" if recursive else "*"
-    files = sorted(
-        (p for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
+        raise DataError(f"{shown_path(root)}: not a folder" + ("" if root.exists() else " (it does not exist)"))
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise DataError(f"{shown_path(root)}: permission denied (cannot list the folder)")
+    blocked: list[Path] = []
+    found = _walk(root, recursive, blocked)
+    if unreadable is not None:
+        unreadable.extend(blocked)
+    files = sorted((p for p in found if _is_image_file(p)), key=lambda p: p.relative_to(root).as_posix())
     if not files:
+        others = sorted(p.relative_to(root).as_posix() for p in found if p.is_file())
+        holds = "it is empty" if not others else (
+            f"it holds {len(others)} other file(s), e.g. {', '.join(shown_path(o) for o in others[:3])}"
+        )
+        if blocked:
+            holds += f"; {len(blocked)} subfolder(s) could not be read (permission denied): " + ", ".join(
+                shown_path(b) for b in blocked[:3]
+            )
         raise DataError(
-            f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
-            f"{' in subfolders too' if recursive else ''})"
+            f"{shown_path(root)}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
+            f"{' in subfolders too' if recursive else ''}); {holds}"
         )
     return files
 
@@ -58,63 +125,164 @@ def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
 def read_bytes(path: str | Path) -> bytes:
     """The raw bytes of an image file, with errors that say which file and why."""
     path = Path(path)
+    shown = shown_path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ImageReadError(path, "file not found") from None
+        if path.is_symlink():
+            target = shown_path(os.readlink(path))
+            raise ImageReadError(shown, f"broken link (points at {target}, which does not exist)") from None
+        raise ImageReadError(shown, "file not found (deleted or moved?)") from None
     except PermissionError:
-        raise ImageReadError(path, "permission denied") from None
+        raise ImageReadError(shown, "permission denied") from None
     except IsADirectoryError:
-        raise ImageReadError(path, "is a folder, not a file") from None
+        raise ImageReadError(shown, "is a folder, not a file") from None
     except OSError as exc:
-        raise ImageReadError(path, f"cannot read: {exc.strerror or exc}") from None
+        raise ImageReadError(shown, f"cannot read: {exc.strerror or exc}") from None
     if not data:
-        raise ImageReadError(path, "empty file (0 bytes)")
+        raise ImageReadError(shown, "empty file (0 bytes)")
     return data
 
 
+# --------------------------------------------------------------------------- header sniffing
+def _png_header(data: bytes) -> tuple[int, int, bool] | None:
+    """``(width, height, may_have_alpha)`` from a PNG's IHDR, or None when it is not a PNG."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n") or len(data) < 26 or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    color_type = data[25]
+    idat = data.find(b"IDAT")
+    has_trns = data.find(b"tRNS", 0, idat if idat >= 0 else len(data)) >= 0
+    return width, height, color_type in (4, 6) or has_trns
+
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a JPEG's start-of-frame segment (before EXIF rotation), or None."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD9)):  # standalone markers carry no length
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if marker in _SOF_MARKERS and i + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        if marker == 0xDA:  # start of scan: no frame header found before the data
+            return None
+        i += 2 + length
+    return None
+
+
+def _check_size(width: int, height: int, path: str | Path) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(
+            path,
+            f"{width}×{height} is {width * height / 1e6:.0f} megapixels, more than the "
+            f"{MAX_PIXELS / 1e6:.0f} MP restorekit decodes (restorekit.data.io.MAX_PIXELS); downscale it first",
+        )
+
+
+# --------------------------------------------------------------------------- decoding
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image
     if image.dtype == np.uint16:
         return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if image.dtype in (np.float32, np.float64):
-        # Float TIFF/EXR: assume [0, 1] when it looks like it, else [0, 255].
-        scale = 255.0 if float(np.nanmax(image)) <= 1.0 else 1.0
-        return np.clip(np.nan_to_num(image) * scale + 0.5, 0, 255).astype(np.uint8)
-    raise ValueError(f"unsupported sample type {image.dtype}")
+    if image.dtype in (np.float16, np.float32, np.float64):
+        # Float TIFF: assume [0, 1] when it looks like it, else [0, 255].
+        finite = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0)
+        scale = 255.0 if finite.size and float(finite.max()) <= 1.0 else 1.0
+        return np.clip(finite * scale + 0.5, 0, 255).astype(np.uint8)
+    raise ValueError(f"unsupported sample type {image.dtype} (expected 8- or 16-bit, or float)")
+
+
+def _composite_over_white(bgra: np.ndarray) -> np.ndarray:
+    """H×W×4 BGRA (8 or 16 bit) → H×W×3 uint8 BGR over a white background, in row blocks
+    so that a huge image needs little memory beyond its result."""
+    full = 65535.0 if bgra.dtype == np.uint16 else 255.0
+    out = np.empty(bgra.shape[:2] + (3,), np.uint8)
+    rows = max(1, 4_000_000 // max(1, bgra.shape[1]))
+    for top in range(0, bgra.shape[0], rows):
+        block = bgra[top : top + rows].astype(np.float32) / full
+        alpha = block[..., 3:4]
+        out[top : top + rows] = np.clip((block[..., :3] * alpha + (1.0 - alpha)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _to_bgr(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV decode result (gray, BGR, BGRA; 8/16-bit or float) → H×W×3 uint8 BGR."""
+    if image.ndim == 3 and image.shape[2] == 4 and image.dtype in (np.uint8, np.uint16):
+        return _composite_over_white(image)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    image = _to_uint8(image)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image
+
+
+def _imdecode(buffer: np.ndarray, flags: int, path: str | Path) -> np.ndarray:
+    try:
+        image = cv2.imdecode(buffer, flags)
+    except cv2.error as exc:
+        detail = str(exc).strip().splitlines()[-1]
+        if "MAX_IMAGE" in detail or "validateInputImageSize" in detail:
+            raise ImageReadError(path, "image too large to decode (OpenCV's size limit)") from None
+        raise ImageReadError(path, f"not a decodable image ({detail})") from None
+    if image is None:
+        raise ImageReadError(path, "not a decodable image (corrupt, truncated, or not an image format)")
+    return image
 
 
 def decode_image(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
-    """Decode image bytes to H×W×3 uint8 RGB (see the module docstring for the conversions)."""
+    """Decode image bytes to H×W×3 uint8 RGB (see the module docstring for the conversions).
+
+    Raises:
+        ImageReadError: the bytes are not a decodable image, or one too large.
+    """
+    if not data:
+        raise ImageReadError(path, "empty file (0 bytes)")
     buffer = np.frombuffer(data, dtype=np.uint8)
+    png = _png_header(data)
+    jpeg = _jpeg_size(data) if png is None else None
+    size = png[:2] if png is not None else jpeg
+    if size is not None:
+        _check_size(*size, path)
     try:
-        # IMREAD_COLOR applies EXIF orientation; IMREAD_ANYDEPTH keeps 16-bit samples for exact scaling.
-        oriented = cv2.imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    except cv2.error as exc:
-        raise ImageReadError(path, f"not a decodable image ({str(exc).strip().splitlines()[-1]})") from None
-    if oriented is None:
-        raise ImageReadError(path, "not a decodable image (corrupt, truncated, or not an image format)")
-    try:
-        raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        raw = None
-    try:
-        rgb = cv2.cvtColor(_to_uint8(oriented), cv2.COLOR_BGR2RGB)
-    except ValueError as exc:
-        raise ImageReadError(path, str(exc)) from None
-    if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == oriented.shape[:2]:
-        # Composite over white. (Alpha images here are PNG/TIFF, which carry no EXIF rotation.)
-        alpha = _to_uint8(raw[..., 3]).astype(np.float32)[..., None] / 255.0
-        rgb = np.clip(rgb.astype(np.float32) * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
-    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        if png is not None and png[2]:
+            # PNG with alpha: one unchanged decode (PNGs carry no orientation worth honouring).
+            bgr = _to_bgr(_imdecode(buffer, cv2.IMREAD_UNCHANGED, path))
+        else:
+            # IMREAD_COLOR applies EXIF orientation; IMREAD_ANYDEPTH keeps 16 bits for exact scaling.
+            bgr = _to_bgr(_imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH, path))
+            if png is None and jpeg is None:
+                # Other formats (TIFF, WebP, BMP) may carry alpha: look at the unchanged samples too.
+                raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+                if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == bgr.shape[:2]:
+                    bgr = _to_bgr(raw)
+    except (ValueError, cv2.error) as exc:
+        raise ImageReadError(path, f"cannot convert to 8-bit RGB: {exc}") from None
+    if bgr.shape[0] < 1 or bgr.shape[1] < 1:
         raise ImageReadError(path, "image has no pixels")
-    return np.ascontiguousarray(rgb)
+    if not bgr.flags.writeable or not bgr.flags.c_contiguous:
+        bgr = np.ascontiguousarray(bgr)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as H×W×3 uint8 RGB; raises ImageReadError on any problem."""
-    return decode_image(read_bytes(path), path)
+    return decode_image(read_bytes(path), shown_path(path))
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
@@ -125,7 +293,7 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     ext = path.suffix.lower() or ".png"
     ok, encoded = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise DataError(f"{path}: OpenCV cannot encode images as {ext}")
+        raise DataError(f"{shown_path(path)}: OpenCV cannot encode images as {ext}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=ext)
     try:

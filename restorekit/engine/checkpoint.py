@@ -6,26 +6,32 @@ so ``restorekit test`` and ``restore`` can rebuild the network from the file alo
 
 A **training checkpoint** is a folder ``checkpoints/iter_00001000/`` with the model file,
 ``training.safetensors`` (optimiser moments, RNG state) and ``state.json`` (iteration,
-optimiser hyper-parameters). It is written into a temporary folder, flushed to disk, and
-renamed into place; only then does ``checkpoints/latest`` (itself replaced atomically) point
-at it. A crash or a full disk mid-write leaves the previous checkpoint as the latest.
+optimiser hyper-parameters, the states of Python's and NumPy's global generators). It is
+written into a temporary folder, flushed to disk, and renamed into place; only then does
+``checkpoints/latest`` (itself replaced atomically) point at it. A crash or a full disk
+mid-write leaves the previous checkpoint as the latest, and a failed write raises
+:class:`CheckpointWriteError`, which fails the run (exit status 1) rather than blaming the input.
+
+Nothing here unpickles: tensors are read with safetensors, everything else is JSON.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError, RestorekitError, TrainingError
 
 __all__ = [
     "MODEL_FORMAT",
@@ -36,11 +42,24 @@ __all__ = [
     "load_checkpoint",
     "latest_checkpoint",
     "find_model_file",
+    "CheckpointWriteError",
 ]
 
 MODEL_FORMAT = "restorekit-model/1"
 CHECKPOINT_FORMAT = "restorekit-checkpoint/1"
 LATEST = "latest"
+
+
+class CheckpointWriteError(CheckpointError, TrainingError):
+    """A model file or checkpoint could not be written (a full disk, a read-only folder).
+
+    It is a :class:`TrainingError` too: the run failed, the input was fine (exit status 1).
+    """
+
+
+def _write_failure(what: Path, exc: OSError, kept: str = "") -> CheckpointWriteError:
+    reason = exc.strerror or str(exc)
+    return CheckpointWriteError(f"could not write {what} ({reason}){kept}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -58,11 +77,15 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     _fsync_dir(path.parent)
 
 
@@ -95,14 +118,17 @@ def save_model(
         info: free-form provenance (method, iteration, config name), stored as JSON.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": MODEL_FORMAT, "info": json.dumps(info or {})}
     for name in modules:
         metadata[f"spec.{name}"] = json.dumps(specs[name])
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         _save_safetensors(_tensors_of(modules), tmp, metadata)
         os.replace(tmp, path)
+    except OSError as exc:
+        kept = "; the file already there is unchanged" if path.exists() else ""
+        raise _write_failure(path, exc, kept) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -147,7 +173,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, with_det
             metadata = f.metadata() or {}
         tensors = load_file(str(file), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{file}: not a readable safetensors model file ({exc})") from None
+        hint = ""
+        if file.suffix.lower() in (".pth", ".pt", ".ckpt", ".pkl", ".bin"):
+            hint = "; a PyTorch checkpoint must first be converted: restorekit convert --from rain-over-me SRC DST"
+        raise CheckpointError(f"{file}: not a readable safetensors model file ({exc}){hint}") from None
     if metadata.get("format") != MODEL_FORMAT:
         raise CheckpointError(
             f"{file}: not a restorekit model file (format {metadata.get('format')!r}, expected {MODEL_FORMAT!r}); "
@@ -158,14 +187,29 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, with_det
         info = json.loads(metadata.get("info", "{}"))
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{file}: damaged metadata ({exc})") from None
-    backbone = BACKBONES.build(spec, path="backbone")
+    backbone = _build_recorded(BACKBONES, spec, "backbone", file)
     _load_prefixed(backbone, tensors, "backbone", file)
     detail_block = None
     if with_detail_block and "spec.detail_block" in metadata:
-        detail_block = DETAIL_BLOCKS.build(json.loads(metadata["spec.detail_block"]), path="detail_block")
+        try:
+            detail_spec = json.loads(metadata["spec.detail_block"])
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{file}: damaged metadata ({exc})") from None
+        detail_block = _build_recorded(DETAIL_BLOCKS, detail_spec, "detail_block", file)
         _load_prefixed(detail_block, tensors, "detail_block", file)
     backbone.to(device).eval()
     return LoadedModel(backbone, spec, info, file, detail_block)
+
+
+def _build_recorded(registry: Any, spec: Any, what: str, file: Path) -> nn.Module:
+    """Build the network a model file records; a spec that does not build is the file's fault."""
+    try:
+        return registry.build(spec, path=what)
+    except Exception as exc:  # the spec comes from the file: whatever it makes go wrong is the file's fault
+        detail = str(exc) if isinstance(exc, (RestorekitError, ConfigError, ValueError, TypeError)) else (
+            f"{type(exc).__name__}: {exc}"
+        )
+        raise CheckpointError(f"{file}: the {what} it records ({spec!r}) cannot be built here: {detail}") from None
 
 
 def _load_prefixed(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, file: Path) -> None:
@@ -181,15 +225,35 @@ def _checkpoint_name(iteration: int) -> str:
     return f"iter_{iteration:08d}"
 
 
+def _complete_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoint folders whose write finished (``state.json`` is written last), oldest first."""
+    return sorted(p for p in folder.glob("iter_*") if p.is_dir() and (p / "state.json").is_file())
+
+
 def latest_checkpoint(folder: str | Path) -> Path | None:
-    """The checkpoint ``folder/latest`` points at, or None when there is none."""
+    """The checkpoint ``folder/latest`` points at, or None when there is none.
+
+    Without a ``latest`` file (a crash between renaming the first checkpoint into place and
+    writing the pointer), the newest complete checkpoint is the latest.
+    """
     folder = Path(folder)
     pointer = folder / LATEST
     if not pointer.is_file():
-        return None
-    target = folder / pointer.read_text(encoding="utf-8").strip()
-    if not (target / "state.json").is_file():
-        raise CheckpointError(f"{pointer} points at {target.name}, which is missing or incomplete")
+        complete = _complete_checkpoints(folder) if folder.is_dir() else []
+        return complete[-1] if complete else None
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{pointer}: cannot read it ({exc})") from None
+    target = folder / name
+    if not name or "/" in name or not (target / "state.json").is_file():
+        complete = [p.name for p in _complete_checkpoints(folder)]
+        fix = (
+            f"complete checkpoints here: {', '.join(complete)}; point it at one with: echo {complete[-1]} > {pointer}"
+            if complete
+            else "there is no complete checkpoint in that folder"
+        )
+        raise CheckpointError(f"{pointer} points at {name!r}, which is missing or incomplete; {fix}")
     return target
 
 
@@ -205,15 +269,23 @@ def save_checkpoint(
 ) -> Path:
     """Write ``folder/iter_XXXXXXXX`` atomically, point ``latest`` at it, prune older ones."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / _checkpoint_name(iteration)
     tmp = folder / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # Temporary folders of earlier writes that crashed (one writer per run folder).
+        for stale in folder.glob(".iter_*.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir()
         save_model(tmp / "model.safetensors", modules, specs, {**(info or {}), "iteration": iteration})
         opt_state = optimizer.state_dict()
-        tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
+        np_state = np.random.get_state()
+        py_state = random.getstate()
+        tensors: dict[str, torch.Tensor] = {
+            "rng.torch": torch.get_rng_state(),
+            "rng.numpy": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "rng.python": torch.tensor(py_state[1], dtype=torch.int64),
+        }
         scalars: dict[str, Any] = {}
         for pid, state in opt_state["state"].items():
             for key, value in state.items():
@@ -229,6 +301,11 @@ def save_checkpoint(
             "format": CHECKPOINT_FORMAT,
             "iteration": iteration,
             "optimizer": {"param_groups": opt_state["param_groups"], "scalars": scalars},
+            "rng": {
+                "numpy": {"kind": np_state[0], "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                          "cached_gaussian": float(np_state[4])},
+                "python": {"version": py_state[0], "gauss_next": py_state[2]},
+            },
             "info": info or {},
         }
         with open(tmp / "state.json", "w", encoding="utf-8") as f:
@@ -236,16 +313,26 @@ def save_checkpoint(
             f.flush()
             os.fsync(f.fileno())
         _fsync_dir(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if final.exists():  # a folder of that iteration from an earlier attempt: set it aside first
+            aside = folder / f".{final.name}.old-{os.getpid()}"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
+            os.replace(tmp, final)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
         _fsync_dir(folder)
         _write_atomic_text(folder / LATEST, final.name + "\n")
-    except OSError as exc:
+    except (OSError, CheckpointWriteError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        previous = latest_checkpoint(folder) if (folder / LATEST).exists() else None
-        kept = f"; the previous checkpoint {previous} is kept" if previous else ""
-        raise CheckpointError(f"could not write checkpoint {final} ({exc.strerror or exc}){kept}") from exc
+        try:
+            previous = latest_checkpoint(folder)
+        except CheckpointError:
+            previous = None
+        kept = f"; the previous checkpoint {previous} is kept as the latest" if previous else ""
+        cause = exc.__cause__ if isinstance(exc, CheckpointWriteError) else exc
+        assert isinstance(cause, OSError)
+        raise _write_failure(final, cause, kept) from cause
     _prune(folder, keep, final)
     return final
 
@@ -270,24 +357,39 @@ def load_checkpoint(
         training = load_file(str(checkpoint / "training.safetensors"), device="cpu")
     except (OSError, json.JSONDecodeError, SafetensorError, ValueError) as exc:
         raise CheckpointError(f"{checkpoint}: cannot read checkpoint ({exc})") from None
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{checkpoint}: unknown checkpoint format {state.get('format')!r}")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{checkpoint}: unknown checkpoint format {found!r}")
+    if not isinstance(state.get("iteration"), int) or isinstance(state["iteration"], bool) or state["iteration"] < 0:
+        raise CheckpointError(f"{checkpoint}: damaged state.json (iteration {state.get('iteration')!r})")
     for name, module in modules.items():
         _load_prefixed(module, weights, name, checkpoint / "model.safetensors")
     if optimizer is not None:
-        per_param: dict[int, dict[str, Any]] = {}
-        for key, value in training.items():
-            if key.startswith("optimizer."):
-                _, pid, name = key.split(".", 2)
-                per_param.setdefault(int(pid), {})[name] = value
-        for key, value in state["optimizer"]["scalars"].items():
-            pid, name = key.split(".", 1)
-            per_param.setdefault(int(pid), {})[name] = value
         try:
+            per_param: dict[int, dict[str, Any]] = {}
+            for key, value in training.items():
+                if key.startswith("optimizer."):
+                    _, pid, name = key.split(".", 2)
+                    per_param.setdefault(int(pid), {})[name] = value
+            for key, value in state["optimizer"]["scalars"].items():
+                pid, name = key.split(".", 1)
+                per_param.setdefault(int(pid), {})[name] = value
             optimizer.load_state_dict({"state": per_param, "param_groups": state["optimizer"]["param_groups"]})
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"{checkpoint}: optimiser state does not fit this run ({exc})") from None
-    torch.set_rng_state(training["rng.torch"])
+    try:
+        torch.set_rng_state(training["rng.torch"])
+        rng = state.get("rng")
+        if rng and "rng.numpy" in training and "rng.python" in training:  # older checkpoints lack them
+            np_info, py_info = rng["numpy"], rng["python"]
+            np.random.set_state((
+                np_info["kind"], training["rng.numpy"].numpy().astype(np.uint32), np_info["pos"],
+                np_info["has_gauss"], np_info["cached_gaussian"],
+            ))
+            py_words = tuple(int(v) for v in training["rng.python"].tolist())
+            random.setstate((py_info["version"], py_words, py_info["gauss_next"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{checkpoint}: damaged random-generator state ({exc})") from None
     cuda_states = [training[k] for k in sorted(training) if k.startswith("rng.cuda.")]
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
