@@ -158,6 +158,7 @@ _BUILTINS: dict[Registry, dict[str, str]] = {
         "dynamic": "restorekit.schedulers.loss_weights:DynamicWeights",
         "fixed": "restorekit.schedulers.loss_weights:FixedWeights",
         "constant_then_linear": "restorekit.schedulers.lr:ConstantThenLinear",
+        "multistep": "restorekit.schedulers.lr:MultiStep",
     },
     SYNTHESIZERS: {
         "rain": "restorekit.synth.rain:RainSynthesizer",
