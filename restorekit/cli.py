@@ -1,13 +1,16 @@
 """The ``restorekit`` command line; ``tools/*.py`` are thin shims over it.
 
-Exit status: 0 success; 1 a run failed (diverged, a checkpoint could not be written);
-2 bad input (config, data, names, usage), printed without a traceback unless ``--debug``;
-130 interrupted.
+Exit status: 0 success; 1 a run failed (diverged, a checkpoint could not be written, the disk
+or memory ran out); 2 bad input (config, data, names, usage), printed without a traceback
+unless ``--debug``; 130 interrupted by SIGINT (Ctrl-C), 143 stopped by SIGTERM (after writing
+a checkpoint, for ``train``).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,10 +38,35 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="another override (repeatable)")
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (so `--tile 0` is a usage error, not a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="compute precision (default fp32)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the network with frozen weights (slow first image)"
+    )
+    p.add_argument(
+        "--tile",
+        type=_positive_int,
+        metavar="N",
+        help="restore in N×N tiles overlapped by the network's receptive field (same result, bounded memory)",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="the fastest exact-enough mode on this machine: bf16 (where native), channels-last, compile",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"restorekit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="ignore third-party plugins (entry points); the same as RESTOREKIT_DISABLE_PLUGINS=1",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", help="train from a config", description="Train from a config.")
@@ -90,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
 
     sub.add_parser("plugins", help="list third-party plugins found through entry points")
+
+    p = sub.add_parser("export", help="export a model's backbone to ONNX (needs the [onnx] extra)")
+    p.add_argument("--checkpoint", required=True, help="model file, checkpoint folder or run folder")
+    p.add_argument("--output", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--no-check", action="store_true", help="skip comparing ONNX Runtime's output with PyTorch's")
     return parser
 
 
@@ -100,7 +139,7 @@ def _cmd_train(args: argparse.Namespace, console: Console) -> int:
 
     resolved = load_config(args.config, _split_overrides(args))
     result = Trainer(resolved, work_dir=args.work_dir, resume=args.resume, console=console).fit()
-    return 130 if result.interrupted == "SIGINT" else 0
+    return {"SIGINT": 130, "SIGTERM": 143}.get(result.interrupted or "", 0)
 
 
 def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -126,7 +165,17 @@ def _load_restorer(args: argparse.Namespace):
 
     device = resolve_device(args.device)
     loaded = load_model(args.checkpoint, device)
-    return loaded, Restorer(loaded.backbone, device, precision=args.precision, channels_last=args.channels_last)
+    precision, channels_last, compile_ = args.precision, args.channels_last, args.compile
+    if args.fast:
+        from .engine.device import bf16_is_fast
+
+        precision = "bf16" if bf16_is_fast(device) else precision
+        channels_last = channels_last or device.type == "cpu"
+        compile_ = True
+    restorer = Restorer(
+        loaded.backbone, device, precision=precision, channels_last=channels_last, compile=compile_, tile=args.tile
+    )
+    return loaded, restorer
 
 
 def _cmd_test(args: argparse.Namespace, console: Console) -> int:
@@ -164,6 +213,7 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
 def _cmd_restore(args: argparse.Namespace, console: Console) -> int:
     from .data.io import list_images, read_image, write_image
     from .errors import ImageReadError
+    from .inference import restore_files
 
     loaded, restorer = _load_restorer(args)
     source = Path(args.input).expanduser()
@@ -173,16 +223,29 @@ def _cmd_restore(args: argparse.Namespace, console: Console) -> int:
     else:
         jobs = [(p, output / p.relative_to(source).with_suffix(".png")) for p in list_images(source)]
     failed = 0
-    for src, dst in jobs:
-        try:
-            image = read_image(src)
-        except ImageReadError as exc:
+    # Decoding the next photo and encoding the last one overlap the network's work on this one.
+    for result in restore_files(restorer, jobs, read=read_image, write=write_image, skip=(ImageReadError,)):
+        if result.error is not None:
             failed += 1
-            console.print(f"skipped {exc}", style="yellow")
-            continue
-        write_image(dst, restorer(image))
+            console.print(f"skipped {result.error}", style="yellow")
+    if failed == len(jobs):
+        console.print(f"error: none of the {len(jobs)} image(s) could be read (each is listed above); nothing restored")
+        return 2
     console.print(f"restored {len(jobs) - failed} image(s) into {output}" + (f"; {failed} skipped" if failed else ""))
-    return 0 if len(jobs) > failed else 2
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from .engine.checkpoint import load_model
+    from .export import check_onnx, export_onnx
+
+    loaded = load_model(args.checkpoint, "cpu")
+    path = export_onnx(loaded.backbone, args.output, opset=args.opset)
+    console.print(f"wrote {path} (input 'image': N×3×H×W float in [0, 1], any H and W; output 'restored')")
+    if not args.no_check:
+        report = check_onnx(loaded.backbone, path)
+        console.print(f"ONNX Runtime matches PyTorch: max abs difference {report.max_abs_diff:.2e} over {report.shapes}")
+    return 0
 
 
 def _cmd_convert(args: argparse.Namespace, console: Console) -> int:
@@ -228,6 +291,20 @@ def _cmd_plugins(args: argparse.Namespace, console: Console) -> int:
     return 1 if any(info.status.startswith("error") for info in found) else 0
 
 
+def _disable_plugins() -> None:
+    """Turn plugin discovery off for this process and the processes it starts.
+
+    The environment variable, rather than a flag on the registries, also reaches data-loader
+    workers and any subprocess; the refresh drops what an earlier call may have discovered.
+    """
+    from .registries import REGISTRIES
+    from .registry import PLUGINS_ENV
+
+    os.environ[PLUGINS_ENV] = "1"
+    for registry in REGISTRIES.values():
+        registry.refresh()
+
+
 COMMANDS = {
     "train": _cmd_train,
     "validate": _cmd_validate,
@@ -235,6 +312,7 @@ COMMANDS = {
     "test": _cmd_test,
     "restore": _cmd_restore,
     "convert": _cmd_convert,
+    "export": _cmd_export,
     "list": _cmd_list,
     "info": _cmd_info,
     "plugins": _cmd_plugins,
@@ -244,7 +322,16 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may come after options too (`train cfg.yaml --resume train.iters=10`), which
+    # argparse alone does not allow for a positional list.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*(args.overrides or []), *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.no_plugins:
+        _disable_plugins()
     console = Console(markup=False, highlight=False, soft_wrap=True)
     try:
         return COMMANDS[args.command](args, console)
@@ -261,6 +348,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         console.print(f"error: {exc}", style="red")
         return 2
+    except OSError as exc:
+        if args.debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        console.print(f"error: {exc.strerror or exc}{where}", style="red")
+        # A full or failing disk fails the run (1); a path that is a file, unwritable, etc. is input (2).
+        return 1 if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM) else 2
+    except (MemoryError, RuntimeError) as exc:
+        text = str(exc)
+        if args.debug or not (isinstance(exc, MemoryError) or "out of memory" in text or "allocate memory" in text):
+            raise
+        first = text.strip().splitlines()[0] if text.strip() else "MemoryError"
+        console.print(
+            f"error: out of memory ({first[:200]}); use smaller images, a smaller data.batch_size or "
+            "data.crop_size, or data.in_memory=false",
+            style="red",
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

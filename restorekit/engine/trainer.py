@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import math
+import random
 import signal
 import sys
 import time
@@ -19,19 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 
 from .. import __version__
 from ..config.loader import ResolvedConfig, dump_yaml
 from ..data.build import build_eval_pairs, build_label_cache, build_train_batches
+from ..data.datasets import SkipReport, ignore_stop_signals, skip_summary, unpack_batch
 from ..errors import TrainingError
 from ..evaluation import EvalResult, evaluate, results_table
 from ..inference import Restorer
 from ..methods import Method, build_method
 from ..registries import SCHEDULERS
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
-from .device import autocast, resolve_device, to_device_batch
+from .device import autocast, compile_for_training, resolve_device, to_device_batch
+from .distributed import DistributedContext
 from .progress import TrainingProgress, file_logger
 from .visualize import save_grid
 
@@ -47,6 +52,14 @@ class TrainResult:
     model_path: Path | None
     evaluation: dict[str, dict[str, float]]
     interrupted: str | None = None
+
+
+def make_optimizer(module: torch.nn.Module, train: Any) -> torch.optim.Optimizer:
+    """Adam (the paper) or SGD with momentum (DDN's authors), over every trainable parameter."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
+    return torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
 
 
 class Trainer:
@@ -73,19 +86,30 @@ class Trainer:
         self.work_dir = Path(work_dir or self.config.runtime.work_dir or Path("runs") / resolved.name)
         self.resume = resume
         self.console = console or Console(markup=False, highlight=False)
-        self.device = resolve_device(self.config.runtime.device)
+        # torchrun's variables make this one rank of a multi-process run (engine/distributed.py).
+        self.dist = DistributedContext.from_env()
+        if not self.dist.is_main:
+            self.console = Console(quiet=True)  # rank 0 speaks for all
+        self.device = resolve_device(self.config.runtime.device, self.dist.local_rank if self.dist.enabled else None)
         self._stop_signal: str | None = None
+        self._skip_reports: dict[str, SkipReport] = {}
+        self._runtime_skips = SkipReport()  # files that became unreadable during training
 
     # ------------------------------------------------------------------ setup
     def _prepare_work_dir(self) -> Path | None:
         checkpoints = self.work_dir / "checkpoints"
         latest = latest_checkpoint(checkpoints) if checkpoints.is_dir() else None
-        if latest is not None and not self.resume:
+        finished = self.work_dir / "model.safetensors"
+        if (latest is not None or finished.is_file()) and not self.resume:
+            held = f"latest checkpoint: {latest.name}" if latest is not None else f"a finished model, {finished.name}"
             raise TrainingError(
-                f"run folder {self.work_dir} already holds a run (latest checkpoint: {latest.name}); "
+                f"run folder {self.work_dir} already holds a run ({held}); "
                 f"pass --resume to continue it, or choose another folder with --work-dir "
                 f"(or runtime.work_dir=...). Nothing was overwritten."
             )
+        if latest is None and (self.work_dir / "config.yaml").is_file():
+            # An earlier attempt that never reached a checkpoint: nothing to resume or to lose.
+            self.console.print(f"run folder {self.work_dir} holds no checkpoint of an earlier attempt; starting afresh")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         header = (
             f"# resolved config written by restorekit {__version__} on {datetime.datetime.now().isoformat(timespec='seconds')}\n"
@@ -93,7 +117,8 @@ class Trainer:
             f"# source: {self.resolved.source}; overrides: {' '.join(self.resolved.overrides) or 'none'}\n"
         )
         name = "config.yaml" if latest is None else f"config.resumed-{latest.name}.yaml"
-        (self.work_dir / name).write_text(header + dump_yaml(self.resolved.to_dict()), encoding="utf-8")
+        if self.dist.is_main:
+            (self.work_dir / name).write_text(header + dump_yaml(self.resolved.to_dict()), encoding="utf-8")
         return latest
 
     def _install_signal_handlers(self) -> dict[int, Any]:
@@ -119,15 +144,21 @@ class Trainer:
         cfg = self.config
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
-        latest = self._prepare_work_dir()
-        log = file_logger(self.work_dir / "train.log")
+        self.dist.start(self.device)
+        with self.dist.main_first():
+            latest = self._prepare_work_dir()
+        log = file_logger(self.work_dir / "train.log") if self.dist.is_main else logging.getLogger("restorekit.rank")
         torch.manual_seed(cfg.train.seed)
+        # Python's and NumPy's global generators too (a plugin may draw from them); checkpoints
+        # save all three, so a resumed run continues each exactly where it stopped.
+        random.seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed % 2**32)
         method = build_method(cfg).to(self.device)
         if cfg.runtime.channels_last:
             method = method.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(
-            method.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas), weight_decay=cfg.train.weight_decay
-        )
+        if cfg.runtime.compile:
+            compile_for_training(method.training_modules())
+        optimizer = make_optimizer(method, cfg.train)
         lr_schedule = SCHEDULERS.build(cfg.train.lr_schedule, path="train.lr_schedule")
         modules = method.training_modules()
         specs = {"backbone": cfg.backbone}
@@ -142,10 +173,15 @@ class Trainer:
             self.console.print(f"resuming {self.work_dir} from {latest.name} (iteration {start})")
         log.info(f"start at iteration {start} of {cfg.train.iters} on {self.device}")
 
-        batches = self._load_data(log)
-        eval_pairs = build_eval_pairs(cfg)
+        with self.dist.main_first():  # rank 0 computes and caches soft labels; the others read them
+            batches = self._load_data(log)
+            eval_pairs = build_eval_pairs(cfg) if self.dist.is_main else None
+        if eval_pairs is not None and len(eval_pairs.report):
+            self.console.print(f"eval: {eval_pairs.report.summary()}", style="yellow")
+            self._skip_reports["eval"] = eval_pairs.report
+        ranks = f" × {self.dist.world_size} processes" if self.dist.enabled else ""
         self.console.print(
-            f"{cfg.method} {cfg.backbone['type']} on {self.device} "
+            f"{cfg.method} {cfg.backbone['type']} on {self.device}{ranks} "
             f"({cfg.runtime.precision}{', channels-last' if cfg.runtime.channels_last else ''}); "
             f"{cfg.train.iters} iterations of {cfg.data.batch_size}×{cfg.data.crop_size}²; run folder {self.work_dir}"
         )
@@ -160,9 +196,17 @@ class Trainer:
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
 
+        if not self.dist.replicas_identical(modules):
+            raise TrainingError("the ranks' weights differ after training (gradients were not averaged alike)")
+        self.dist.stop()
+        if not self.dist.is_main:
+            return TrainResult(self.work_dir, t, None, {}, interrupted=self._stop_signal)
         checkpoints = self.work_dir / "checkpoints"
         if t > last_saved:
             save_checkpoint(checkpoints, t, modules, specs, optimizer, info=info, keep=cfg.train.keep_checkpoints)
+        summary = skip_summary(self._skip_reports)
+        self.console.print(summary)
+        log.info(summary)
         if self._stop_signal is not None:
             self.console.print(
                 f"stopped by {self._stop_signal} at iteration {t}; checkpoint written. "
@@ -187,7 +231,8 @@ class Trainer:
                 shown[name] = done
                 self.console.print(f"  loading {name}: {done}/{total}")
 
-        batches, reports = build_train_batches(self.config, progress=progress)
+        batches, reports = build_train_batches(self.config, rank=self.dist.rank, progress=progress)
+        self._skip_reports = {**reports, "during training": self._runtime_skips}
         for name, report in reports.items():
             if len(report):
                 self.console.print(f"{name}: {report.summary()}", style="yellow")
@@ -218,7 +263,12 @@ class Trainer:
             num_workers=cfg.data.num_workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if cfg.data.num_workers else None,
+            # Its own generator, so that making the loader does not draw from the global RNG
+            # (a resumed run would otherwise draw once more than an uninterrupted one).
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+            worker_init_fn=ignore_stop_signals if cfg.data.num_workers else None,
         )
+        step = self.dist.wrap(method)  # method.training_step, or its DistributedDataParallel wrapper
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         last_good = start
         last_saved = start
@@ -229,10 +279,17 @@ class Trainer:
                 lr = train.lr * lr_schedule.factor(t, total)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                batch, skipped = unpack_batch(batch)
+                for path, reason in skipped:
+                    if path not in self._runtime_skips:
+                        self._runtime_skips.add(path, reason)
+                        progress.message(f"skipped {path}: {reason}")
                 batch = to_device_batch(batch, self.device, runtime.channels_last)
-                want_images = bool(train.sample_every) and (t % train.sample_every == 0 or t == start + 1)
+                want_images = (
+                    self.dist.is_main and bool(train.sample_every) and (t % train.sample_every == 0 or t == start + 1)
+                )
                 with autocast(self.device, runtime.precision):
-                    out = method.training_step(batch, t, want_images=want_images)
+                    out = step(batch, t, want_images=want_images)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 if train.grad_clip:
@@ -244,12 +301,20 @@ class Trainer:
                 checkpoint_due = t % train.checkpoint_every == 0
                 log_due = t % train.log_every == 0 or t == total
                 stop_due = self._stop_signal is not None
+                if self.dist.enabled:  # all ranks must stop at one iteration: they agree at log/checkpoint steps
+                    stop_due = (log_due or checkpoint_due) and self.dist.any(stop_due)
                 if log_due or checkpoint_due or stop_due:
                     if bool(nonfinite):  # the only per-interval sync
+                        kept = (
+                            f"The last good checkpoint is in {checkpoints} (iteration {last_saved}); resume it with "
+                            f"--resume, perhaps with a lower train.lr or train.grad_clip set."
+                            if last_saved
+                            else "No checkpoint had been written yet; start again with a lower train.lr "
+                            "or train.grad_clip set."
+                        )
                         raise TrainingError(
                             f"the loss became NaN or Inf between iterations {last_good + 1} and {t}; stopped without "
-                            f"saving the broken weights. The last good checkpoint is in {checkpoints} (iteration "
-                            f"{last_saved}); resume it with --resume, perhaps with a lower train.lr or train.grad_clip set."
+                            f"saving the broken weights. {kept}"
                         )
                     last_good = t
                 if log_due:
@@ -257,12 +322,12 @@ class Trainer:
                     progress.report(t, {**logs, "lr": lr})
                 if want_images:
                     save_grid(self.work_dir / "samples" / f"iter_{t:08d}.png", out.images)
-                if checkpoint_due or stop_due:
+                if (checkpoint_due or stop_due) and self.dist.is_main:
                     save_checkpoint(checkpoints, t, modules, specs, optimizer, info=info, keep=train.keep_checkpoints)
                     last_saved = t
                     if not stop_due:
                         progress.message(f"checkpoint: iteration {t}")
-                if cfg.eval.every and t % cfg.eval.every == 0 and eval_pairs is not None and t != total:
+                if cfg.eval.every and t % cfg.eval.every == 0 and eval_pairs is not None and t != total:  # rank 0 only
                     result = self._evaluate_network(method, eval_pairs)
                     m = result.means
                     progress.message(f"eval @ {t}: PSNR-Y {m['psnr_y']:.2f} dB  SSIM-Y {m['ssim_y']:.4f}")
@@ -273,8 +338,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def _restorer(self, method: Method) -> Restorer:
+        runtime = self.config.runtime
         return Restorer(
-            method.backbone, self.device, precision=self.config.runtime.precision, channels_last=self.config.runtime.channels_last
+            method.backbone, self.device, precision=runtime.precision, channels_last=runtime.channels_last,
+            tile=self.config.eval.tile,
         )
 
     def _evaluate_network(self, method: Method, pairs: Any) -> EvalResult:
