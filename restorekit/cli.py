@@ -51,7 +51,12 @@ def _positive_int(text: str) -> int:
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="compute precision (default fp32)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        default="fp32",
+        help="compute precision (default fp32; auto: bf16 where the hardware has it natively)",
+    )
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the network with frozen weights (slow first image)"

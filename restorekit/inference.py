@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine.device import autocast, bf16_is_fast, compile_for_inference
+from .engine.device import autocast, bf16_is_fast, compile_for_inference, resolve_precision
 from .models.contract import run_backbone
 
 __all__ = ["Restorer", "to_tensor", "to_uint8", "plan_axis", "Window", "restore_files", "FileResult"]
@@ -101,7 +101,7 @@ class Restorer:
     Args:
         backbone: a trained backbone (put in eval mode, and in channels-last format if asked).
         device: where to compute.
-        precision: ``"fp32"`` (the reference) or ``"bf16"`` autocast.
+        precision: ``"fp32"`` (the reference), ``"bf16"`` autocast, or ``"auto"`` (bf16 where native).
         channels_last: use the channels-last memory format.
         compile: compile the backbone (with frozen weights) on first use.
         tile: restore in cores of at most this many pixels per side (``None``: whole images).
@@ -121,11 +121,10 @@ class Restorer:
         tile: int | None = None,
         margin: int | None = None,
     ) -> None:
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         if tile is not None and tile < 1:
             raise ValueError(f"tile must be a positive number of pixels, got {tile}")
         self.device = torch.device(device)
+        precision = resolve_precision(precision, self.device)
         self.precision = precision
         self.channels_last = channels_last
         self.tile = tile

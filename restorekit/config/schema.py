@@ -173,8 +173,10 @@ class RuntimeConfig:
     """Where and how the computation runs."""
 
     device: str = opt("auto", "`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.")
-    precision: Literal["fp32", "bf16"] = opt(
-        "fp32", "Compute precision: `bf16` autocasts convolutions to bfloat16 (fast on CPUs with AVX-512 BF16 and on GPUs)."
+    precision: Literal["fp32", "bf16", "auto"] = opt(
+        "fp32",
+        "Compute precision: `bf16` autocasts convolutions to bfloat16 (fast on CPUs with AVX-512 BF16 or AMX and on "
+        "recent GPUs, emulated and ~10× slower elsewhere); `auto` picks bf16 where it is native, else fp32.",
     )
     channels_last: bool = opt(False, "Use the channels-last memory format (faster convolutions on CPU).")
     compile: bool = opt(

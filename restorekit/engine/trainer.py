@@ -35,7 +35,7 @@ from ..inference import Restorer
 from ..methods import Method, build_method
 from ..registries import SCHEDULERS
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
-from .device import autocast, compile_for_training, resolve_device, to_device_batch
+from .device import autocast, compile_for_training, resolve_device, resolve_precision, to_device_batch
 from .distributed import DistributedContext
 from .progress import TrainingProgress, file_logger
 from .visualize import save_grid
@@ -91,6 +91,7 @@ class Trainer:
         if not self.dist.is_main:
             self.console = Console(quiet=True)  # rank 0 speaks for all
         self.device = resolve_device(self.config.runtime.device, self.dist.local_rank if self.dist.enabled else None)
+        self.precision = resolve_precision(self.config.runtime.precision, self.device)
         self._stop_signal: str | None = None
         self._skip_reports: dict[str, SkipReport] = {}
         self._runtime_skips = SkipReport()  # files that became unreadable during training
@@ -182,7 +183,7 @@ class Trainer:
         ranks = f" × {self.dist.world_size} processes" if self.dist.enabled else ""
         self.console.print(
             f"{cfg.method} {cfg.backbone['type']} on {self.device}{ranks} "
-            f"({cfg.runtime.precision}{', channels-last' if cfg.runtime.channels_last else ''}); "
+            f"({self.precision}{', channels-last' if cfg.runtime.channels_last else ''}); "
             f"{cfg.train.iters} iterations of {cfg.data.batch_size}×{cfg.data.crop_size}²; run folder {self.work_dir}"
         )
 
@@ -288,7 +289,7 @@ class Trainer:
                 want_images = (
                     self.dist.is_main and bool(train.sample_every) and (t % train.sample_every == 0 or t == start + 1)
                 )
-                with autocast(self.device, runtime.precision):
+                with autocast(self.device, self.precision):
                     out = step(batch, t, want_images=want_images)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
@@ -340,7 +341,7 @@ class Trainer:
     def _restorer(self, method: Method) -> Restorer:
         runtime = self.config.runtime
         return Restorer(
-            method.backbone, self.device, precision=runtime.precision, channels_last=runtime.channels_last,
+            method.backbone, self.device, precision=self.precision, channels_last=runtime.channels_last,
             tile=self.config.eval.tile,
         )
 
