@@ -263,7 +263,7 @@ class ResolvedConfig:
 
     @property
     def name(self) -> str:
-        """The run's name: the config file's stem (``dt_hagg``), or ``default``."""
+        """The run's name, the config file's stem (``dt_hagg``), or ``default`` without a file."""
         return self.source.stem if self.source else "default"
 
     def to_dict(self) -> dict[str, Any]:

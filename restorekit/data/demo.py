@@ -215,7 +215,7 @@ def demo_root() -> Path:
     """The folder holding this version's demo tasks: ``<cache>/demo/v2``.
 
     ``<cache>`` is ``$RESTOREKIT_CACHE`` if set, else ``~/.cache/restorekit``
-    (:func:`restorekit._cache.cache_root`, shared with the soft-label cache).
+    (``restorekit._cache.cache_root()``, shared with the soft-label cache).
     """
     return cache_root() / "demo" / DEMO_VERSION
 

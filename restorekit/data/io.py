@@ -43,7 +43,7 @@ __all__ = [
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
-#: Largest image accepted, in pixels (250 MP: a 12000×9000 panorama is 108 MP; decoded RGB
+#: Largest image accepted, in pixels (250 MP; a 12000×9000 panorama is 108 MP; decoded RGB
 #: takes 3 bytes a pixel). Raise it here if you really train on larger scans.
 MAX_PIXELS = 250_000_000
 

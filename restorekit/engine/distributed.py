@@ -78,7 +78,7 @@ class DistributedContext:
 
     @property
     def is_main(self) -> bool:
-        """Rank 0: the process that writes files and prints."""
+        """Whether this is rank 0, the process that writes files and prints."""
         return self.rank == 0
 
     # ------------------------------------------------------------------ lifetime

@@ -21,6 +21,7 @@ class SoftLabelFilter:
     """
 
     def apply(self, image: np.ndarray) -> np.ndarray:
+        """The soft label of ``image``: an H×W×3 uint8 RGB array of the same shape and type."""
         raise NotImplementedError
 
     @property

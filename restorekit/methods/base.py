@@ -32,6 +32,7 @@ class Method(nn.Module):
     backbone: nn.Module
 
     def training_step(self, batch: dict[str, Tensor], t: int, *, want_images: bool = False) -> StepOutput:
+        """The loss of iteration ``t`` (1-based) on ``batch``, with its logs and, if asked, sample images."""
         raise NotImplementedError
 
     def training_modules(self) -> dict[str, nn.Module]:

@@ -1,7 +1,7 @@
 """Synthetic sensor noise: additive white Gaussian, and signal-dependent Poisson-Gaussian.
 
 Both return the noisy float image unclipped (the uint8 conversion of
-:meth:`Synthesizer.__call__` clips), so statistics measured on ``degrade_float`` are the
+``Synthesizer.__call__`` clips), so statistics measured on ``degrade_float`` are the
 model's exactly.
 """
 
