@@ -1,0 +1,149 @@
+#!/usr/bin/env python
+"""Make the docs' before/after pictures from a trained run.
+
+Restores the held-out demo pairs (``demo:rain/test``: scikit-image's bundled sample photos
+with rain rendered by restorekit) with the run's network and writes, for each pair, one PNG
+with four panels side by side: the rainy input, the median filter that made the soft labels,
+the trained network's output, and the clean original, each labelled with its PSNR-Y. The
+panels are an unscaled crop of the photo, because thin rain streaks vanish when an image is
+shrunk. It also copies the run's last sample grid (its first rows) for the training page.
+
+    python docs/make_figures.py runs/dt_hagg_cpu                # writes docs/_static/figures/
+    python docs/make_figures.py /tmp/run --out /tmp/figures --crop 200
+
+Every picture is restorekit's own rendering of the demo photos; none is a third-party image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))  # run from a checkout
+
+from restorekit.data.datasets import PairedSet  # noqa: E402
+from restorekit.data.demo import resolve_demo  # noqa: E402
+from restorekit.data.io import read_image, write_image  # noqa: E402
+from restorekit.engine.checkpoint import load_model  # noqa: E402
+from restorekit.inference import Restorer  # noqa: E402
+from restorekit.metrics import psnr, y_channel  # noqa: E402
+from restorekit.registries import FILTERS  # noqa: E402
+
+HEADER = 26  # pixels of white above each panel for its label
+MAX_BYTES = 300_000  # the docs keep each picture small
+
+
+def labelled(image: np.ndarray, label: str) -> np.ndarray:
+    """``image`` with ``label`` written in a white band above it."""
+    band = np.full((HEADER, image.shape[1], 3), 255, np.uint8)
+    cv2.putText(band, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.48, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([band, image], axis=0)
+
+
+def centre_crop(image: np.ndarray, size: int, offset: tuple[int, int] | None = None) -> np.ndarray:
+    """A ``size``×``size`` window (the centre unless ``offset`` gives its top-left corner)."""
+    h, w = image.shape[:2]
+    size = min(size, h, w)
+    top, left = offset if offset is not None else ((h - size) // 2, (w - size) // 2)
+    return image[top : top + size, left : left + size]
+
+
+def busiest_window(rainy: np.ndarray, clean: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left corner of the window where the rain changed the photo most (so it shows)."""
+    diff = np.abs(rainy.astype(np.float32) - clean.astype(np.float32)).mean(axis=2)
+    h, w = diff.shape
+    size = min(size, h, w)
+    integral = cv2.integral(diff)
+    best, corner = -1.0, (0, 0)
+    step = max(8, size // 8)
+    for top in range(0, h - size + 1, step):
+        for left in range(0, w - size + 1, step):
+            total = (
+                integral[top + size, left + size] - integral[top, left + size]
+                - integral[top + size, left] + integral[top, left]
+            )
+            if total > best:
+                best, corner = total, (top, left)
+    return corner
+
+
+def soft_label_filter(run: Path):
+    """The run's own soft-label filter (from its resolved ``config.yaml``), or the paper's median."""
+    spec = {"type": "median", "kernel_size": 31}
+    config = run / "config.yaml"
+    if config.is_file():
+        data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        spec = (data.get("dt") or {}).get("soft_label") or spec
+    return FILTERS.build(spec), spec
+
+
+def before_after(run: Path, out: Path, crop: int, data: str = "demo:rain/test") -> list[Path]:
+    loaded = load_model(run)
+    restorer = Restorer(loaded.backbone)
+    label_filter, spec = soft_label_filter(run)
+    pairs = PairedSet(resolve_demo(data) if data.startswith("demo:") else Path(data))
+    written = []
+    for name, rainy, clean in pairs.pairs:
+        filtered = label_filter(rainy)
+        restored = restorer(rainy)
+        corner = busiest_window(rainy, clean, crop)
+        panels = []
+        for title, image in (
+            ("rainy input", rainy),
+            (f"{spec['type']} filter (soft label)", filtered),
+            (f"restorekit ({loaded.spec.get('type', 'network')})", restored),
+            ("clean original", clean),
+        ):
+            score = "" if image is clean else f"  {psnr(y_channel(image), y_channel(clean)):.2f} dB"
+            panels.append(labelled(centre_crop(image, crop, corner), title + score))
+        gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
+        figure = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+        path = out / f"before_after_{Path(name).stem}.png"
+        write_image(path, figure)
+        written.append(path)
+    return written
+
+
+def sample_grid(run: Path, out: Path, rows: int = 2) -> Path | None:
+    """The run's last sample grid, cut to its label band and first ``rows`` rows."""
+    grids = sorted((run / "samples").glob("iter_*.png"))
+    if not grids:
+        return None
+    grid = read_image(grids[-1])
+    header = 22  # restorekit.engine.visualize writes a 22-pixel label band
+    columns = 6 if grid.shape[1] % 6 == 0 else 4
+    row_height = grid.shape[1] // columns  # square crops
+    kept = grid[: header + rows * row_height]
+    path = out / "sample_grid.png"
+    write_image(path, kept)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a trained run folder (holding model.safetensors)")
+    parser.add_argument("--out", type=Path, default=DOCS / "_static" / "figures", help="where to write the PNGs")
+    parser.add_argument("--crop", type=int, default=192, help="side of the unscaled crop shown per panel")
+    parser.add_argument("--data", default="demo:rain/test", help="paired data to restore (default: the demo test pairs)")
+    parser.add_argument("--grid-rows", type=int, default=2, help="rows of the sample grid to keep")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = before_after(args.run, args.out, args.crop, args.data)
+    grid = sample_grid(args.run, args.out, args.grid_rows)
+    if grid is not None:
+        written.append(grid)
+    for path in written:
+        size = path.stat().st_size
+        flag = "  (over the docs' size budget: use a smaller --crop or fewer --grid-rows)" if size > MAX_BYTES else ""
+        print(f"{path}  {size / 1000:.0f} kB{flag}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
