@@ -101,10 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("test", help="evaluate a checkpoint on a paired folder (rain/ + gt/)")
     p.add_argument("--checkpoint", required=True, help="model file, checkpoint folder or run folder")
-    p.add_argument("--data", required=True, help="paired folder with rain/ and gt/, or a demo: name")
-    p.add_argument("--json", help="write the mean metrics as JSON here")
-    p.add_argument("--csv", help="per-image metrics CSV (default: next to the model, test_<data>.csv)")
-    p.add_argument("--save-images", metavar="DIR", help="also write the restored images here")
+    p.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="paired folder with rain/ and gt/, or a demo: name; several give a table each "
+        "(e.g. demo:noise/test_s15 demo:noise/test_s25 demo:noise/test_s50)",
+    )
+    p.add_argument("--json", help="write the mean metrics as JSON here (several --data: keyed by each)")
+    p.add_argument("--csv", help="per-image metrics CSV, one --data only (default: next to the model, test_<data>.csv)")
+    p.add_argument("--save-images", metavar="DIR", help="also write the restored images here (several --data: DIR/<data>/)")
     p.add_argument("--baselines", action="store_true", help="also score the degraded input itself")
     _add_runtime_args(p)
 
@@ -184,33 +190,47 @@ def _load_restorer(args: argparse.Namespace):
 
 
 def _cmd_test(args: argparse.Namespace, console: Console) -> int:
+    import json
+
     from .data.build import resolve_folder
     from .data.datasets import PairedSet
     from .data.io import write_image
     from .evaluation import evaluate, results_table
 
+    several = len(args.data) > 1
+    if several and args.csv:
+        raise ConfigError("--csv names one file: give one --data with it (several sets each get test_<data>.csv)")
     loaded, restorer = _load_restorer(args)
-    folder = resolve_folder(args.data)
-    pairs = PairedSet(folder)
-    if len(pairs.report):
-        console.print(pairs.report.summary(), style="yellow")
-    save_dir = Path(args.save_images) if args.save_images else None
+    means = {}
+    for data in args.data:
+        folder = resolve_folder(data)
+        pairs = PairedSet(folder)
+        if len(pairs.report):
+            console.print(pairs.report.summary(), style="yellow")
+        save_dir = Path(args.save_images) if args.save_images else None
+        if save_dir is not None and several:
+            save_dir = save_dir / folder.name
 
-    def save(name: str, image) -> None:
-        if save_dir is not None:
-            write_image(save_dir / f"{name}.png", image)
+        def save(name: str, image, save_dir: Path | None = save_dir) -> None:
+            if save_dir is not None:
+                write_image(save_dir / f"{name}.png", image)
 
-    rows = []
-    if args.baselines:
-        rows.append(evaluate(pairs, lambda image: image, "degraded input"))
-    result = evaluate(pairs, restorer, f"{loaded.spec['type']} ({loaded.path.name})", on_image=save)
-    rows.append(result)
-    console.print(results_table(rows, f"{folder} ({len(pairs)} pairs)"))
-    csv_path = Path(args.csv) if args.csv else loaded.path.parent / f"test_{folder.name}.csv"
-    result.write_csv(csv_path)
-    console.print(f"per-image metrics: {csv_path}")
+        rows = []
+        if args.baselines:
+            rows.append(evaluate(pairs, lambda image: image, "degraded input"))
+        result = evaluate(pairs, restorer, f"{loaded.spec['type']} ({loaded.path.name})", on_image=save)
+        rows.append(result)
+        console.print(results_table(rows, f"{folder} ({len(pairs)} pairs)"))
+        csv_path = Path(args.csv) if args.csv else loaded.path.parent / f"test_{folder.name}.csv"
+        result.write_csv(csv_path)
+        console.print(f"per-image metrics: {csv_path}")
+        means[data] = result.means
     if args.json:
-        result.write_json(args.json)
+        if several:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(means, indent=2) + "\n", encoding="utf-8")
+        else:
+            result.write_json(args.json)
         console.print(f"means: {args.json}")
     return 0
 

@@ -364,7 +364,7 @@ def check_data(config: Config) -> None:
     from ..data.io import list_images
     from ..errors import DataError
 
-    wanted = [("eval.data", config.eval.data)]
+    wanted = [("eval.data", config.eval.data), *((f"eval.extra[{i}]", v) for i, v in enumerate(config.eval.extra))]
     if config.method == "dt":
         wanted += [("data.rainy", config.data.rainy), ("data.clean", config.data.clean)]
     else:
@@ -384,7 +384,7 @@ def check_data(config: Config) -> None:
         if not folder.is_dir():
             raise ConfigError(f"data folder {value!r} does not exist or is not a folder", path=key)
         try:
-            if key in ("data.paired", "eval.data"):
+            if key in ("data.paired", "eval.data") or key.startswith("eval.extra"):
                 paired_files(folder)
             else:
                 list_images(folder)

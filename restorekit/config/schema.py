@@ -158,6 +158,11 @@ class EvalConfig:
         "demo:rain/test",
         "Paired folder (`rain/` + `gt/`) to evaluate on; null disables evaluation.",
     )
+    extra: list[str] = opt(
+        [],
+        "More paired folders (or `demo:` names) scored at the end of training, each in its own table of input, "
+        "filter and network, collected in eval_extra.json (e.g. denoising at the literature's sigma = 15, 25, 50).",
+    )
     every: int = opt(0, "Evaluate every N iterations (0: only at the end).", min=0)
     max_images: int | None = opt(None, "Evaluate on at most this many pairs (null: all).", min=1)
     tile: int | None = opt(

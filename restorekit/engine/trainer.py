@@ -27,8 +27,8 @@ from rich.console import Console
 
 from .. import __version__
 from ..config.loader import ResolvedConfig, dump_yaml
-from ..data.build import build_eval_pairs, build_label_cache, build_train_batches
-from ..data.datasets import SkipReport, ignore_stop_signals, skip_summary, unpack_batch
+from ..data.build import build_eval_pairs, build_label_cache, build_train_batches, resolve_folder
+from ..data.datasets import PairedSet, SkipReport, ignore_stop_signals, skip_summary, unpack_batch
 from ..errors import TrainingError
 from ..evaluation import EvalResult, evaluate, results_table
 from ..inference import Restorer
@@ -350,16 +350,31 @@ class Trainer:
         name = f"{self.config.backbone['type']} ({self.config.method})"
         return evaluate(pairs, self._restorer(method), name)
 
-    def _final_evaluation(self, method: Method, pairs: Any) -> dict[str, dict[str, float]]:
-        """Input vs soft-label filter vs trained network on the held-out pairs (the main job's table)."""
+    def _comparison_rows(self, method: Method, pairs: Any) -> list[EvalResult]:
+        """Input, soft-label filter (dt) and trained network scored on ``pairs``."""
         rows = [evaluate(pairs, lambda image: image, "degraded input")]
         if self.config.method == "dt":
             label_filter = build_label_cache(self.config).filter
             rows.append(evaluate(pairs, label_filter, f"{self.config.dt.soft_label['type']} filter (soft label)"))
-        network = self._evaluate_network(method, pairs)
-        rows.append(network)
-        network.write_csv(self.work_dir / "eval_per_image.csv")
+        rows.append(self._evaluate_network(method, pairs))
+        return rows
+
+    def _final_evaluation(self, method: Method, pairs: Any) -> dict[str, dict[str, float]]:
+        """Input vs soft-label filter vs trained network on the held-out pairs (the main job's table),
+        then the same table for each of ``eval.extra`` (in ``eval_extra.json``)."""
+        rows = self._comparison_rows(method, pairs)
+        rows[-1].write_csv(self.work_dir / "eval_per_image.csv")
         summary = {row.label: row.means for row in rows}
         (self.work_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         self.console.print(results_table(rows, f"held-out pairs: {self.config.eval.data} ({len(pairs)} images)"))
+        extra = {}
+        for name in self.config.eval.extra:
+            extra_pairs = PairedSet(
+                resolve_folder(name), on_bad_image=self.config.data.on_bad_image, limit=self.config.eval.max_images
+            )
+            extra_rows = self._comparison_rows(method, extra_pairs)
+            extra[name] = {row.label: row.means for row in extra_rows}
+            self.console.print(results_table(extra_rows, f"held-out pairs: {name} ({len(extra_pairs)} images)"))
+        if extra:
+            (self.work_dir / "eval_extra.json").write_text(json.dumps(extra, indent=2) + "\n", encoding="utf-8")
         return {row.label: {k: (v if math.isfinite(v) else None) for k, v in row.means.items()} for row in rows}
