@@ -409,36 +409,49 @@ def model_zoo(data_dir: Path = DATA, root: Path = ROOT) -> str:
             configs_by_backbone.setdefault(entry.backbone, []).append(entry)
 
     out = [_generated_notice("the backbone registry and docs/_data/*.json")]
-    out.append("## Size\n")
-    out.append(
-        "Counted by restorekit when these docs were built, by building each backbone with its "
-        "default arguments; *published* is the count in the paper that introduced the network, "
-        "under the same counting convention (see {py:func}`~restorekit.models.contract.count_parameters`).\n"
-    )
+    facts = backbone_facts()
+    out.append("## The networks\n")
     rows = []
-    for f in backbone_facts():
+    for f in facts:
         ref = paper_backbones.get(f["name"], {})
-        pub = ref.get("params")
-        check = "" if pub is None else (" ✓" if pub == f["params"] else " ✗ differs")
         configs = configs_by_backbone.get(f["name"], [])
         rows.append(
             [
                 code(f["name"], in_table=True),
                 md_text(ref.get("network", f["summary"]), in_table=True)
                 + (f" ({md_text(ref['citation'], in_table=True)})" if ref.get("citation") else ""),
+                ", ".join(f"{{ref}}`{Path(c.path).stem} <{c.label}>`" for c in configs) or "—",
+            ]
+        )
+    out.append(table(["backbone", "network", "configs"], rows))
+
+    out.append("## Size\n")
+    out.append(
+        "Counted by restorekit when these docs were built, by building each backbone with its "
+        "default arguments; *published* is the count in the paper that introduced the network, "
+        "under the same counting convention (see {py:func}`~restorekit.models.contract.count_parameters`). "
+        "The *hard loss* is the backbone's own loss, used for the hard pairs and for `sv` unless a "
+        "config names another.\n"
+    )
+    rows = []
+    for f in facts:
+        pub = paper_backbones.get(f["name"], {}).get("params")
+        check = "" if pub is None else ("\u00a0✓" if pub == f["params"] else "\u00a0✗\u00a0differs")
+        rows.append(
+            [
+                code(f["name"], in_table=True),
                 thousands(f["params"]),
                 md_text(f["convention"], in_table=True),
                 (thousands(pub) + check) if pub is not None else "—",
                 thousands(f["trainable"]),
                 code(f["default_loss"], in_table=True) if f["default_loss"] else "—",
-                ", ".join(f"{{ref}}`{Path(c.path).name} <{c.label}>`" for c in configs) or "—",
             ]
         )
     out.append(
         table(
-            ["backbone", "network", "parameters", "counted as", "published", "trainable", "hard loss", "configs"],
+            ["backbone", "parameters", "counted as", "published", "trainable", "hard loss"],
             rows,
-            ["l", "l", "r", "l", "r", "r", "l", "l"],
+            ["l", "r", "l", "r", "r", "l"],
         )
     )
 
