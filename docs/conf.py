@@ -33,7 +33,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
-    "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "restorekit_docs",
 ]
@@ -53,7 +52,7 @@ exclude_patterns = ["_build", "generated", "_data", "Thumbs.db", ".DS_Store"]
 templates_path: list[str] = []
 
 # --------------------------------------------------------------------------- MyST
-myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "attrs_inline"]
+myst_enable_extensions = ["dollarmath", "colon_fence", "deflist", "attrs_inline"]
 myst_heading_anchors = 3
 
 # --------------------------------------------------------------------------- autodoc
@@ -111,6 +110,8 @@ doctest_test_doctest_blocks = "default"
 html_theme = "furo"
 html_title = f"restorekit {release}"
 html_static_path = ["_static"]
+html_css_files = ["restorekit.css"]
+html_math_renderer = "mathml"  # restorekit_docs: equations as MathML, no JavaScript or CDN
 html_theme_options = {"navigation_with_keys": True}
 html_show_sourcelink = False
 suppress_warnings: list[str] = []

@@ -55,7 +55,43 @@ def _resolve_short_names(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     return None
 
 
+# --------------------------------------------------------------------------- math as MathML
+# Equations are converted to MathML when the docs are built (docutils' own LaTeX converter),
+# so they display without JavaScript or a CDN, offline included, and TeX that the converter
+# cannot read is a build warning (an error under -W) instead of a page that shows raw TeX.
+def _to_mathml(translator: Any, node: Any, latex: str, block: bool) -> str:
+    from docutils.utils.math import MathError, latex2mathml
+    from sphinx.util import logging
+
+    try:
+        return latex2mathml.tex2mathml(latex, as_block=block)
+    except MathError as exc:
+        logging.getLogger(__name__).warning("cannot render the equation %r: %s", latex, exc, location=node)
+        return f'<code class="math">{translator.encode(latex)}</code>'
+
+
+def _visit_math(translator: Any, node: Any) -> None:
+    from docutils import nodes
+
+    translator.body.append(translator.starttag(node, "span", "", CLASS="math"))
+    translator.body.append(_to_mathml(translator, node, node.astext(), block=False) + "</span>")
+    raise nodes.SkipNode
+
+
+def _visit_displaymath(translator: Any, node: Any) -> None:
+    from docutils import nodes
+    from sphinx.util.math import get_node_equation_number
+
+    translator.body.append(translator.starttag(node, "div", CLASS="math"))
+    if node.get("number"):
+        translator.body.append(f'<span class="eqno">({get_node_equation_number(translator, node)})</span>')
+    translator.body.append(_to_mathml(translator, node, node.astext(), block=True))
+    translator.body.append("</div>\n")
+    raise nodes.SkipNode
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", _generate)
     app.connect("missing-reference", _resolve_short_names)
+    app.add_html_math_renderer("mathml", (_visit_math, None), (_visit_displaymath, None))
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -213,6 +213,22 @@ def header_comment(path: Path) -> list[tuple[str, str]]:
     return blocks
 
 
+def comment_lines(path: Path) -> int:
+    """How many lines the header comment of a config takes."""
+    count = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        count += 1
+    return count
+
+
+def in_short(text: str) -> str:
+    """The first clause of a config's description: up to ': ' or the end of the first sentence."""
+    text = text.split(": ")[0]
+    return re.split(r"\.\s+(?=[A-Z])", text)[0].rstrip(".")
+
+
 def describe_config(path: Path, root: Path = ROOT) -> ConfigEntry:
     """Read a config's header and its resolved method, backbone and schedule (no validation of names)."""
     from restorekit.config.loader import load_raw, read_yaml
@@ -252,7 +268,7 @@ def configs_page(root: Path = ROOT) -> str:
                 f"{{ref}}`{e.path.removeprefix('configs/')} <{e.label}>`",
                 md_text(e.method or "?", in_table=True),
                 md_text(e.backbone or "?", in_table=True),
-                md_text(first.split(": ")[0].split(". ")[0], in_table=True),
+                md_text(in_short(first), in_table=True),
             ]
         )
     out.append(table(["config", "method", "backbone", "in short"], rows))
@@ -277,9 +293,10 @@ def configs_page(root: Path = ROOT) -> str:
         if facts:
             out.append("*" + "; ".join(facts) + ".*\n")
         out.append(f"```bash\nrestorekit train {e.path}\n```\n")
-        out.append(
-            f"```{{literalinclude}} ../{e.path}\n:language: yaml\n:caption: {e.path}\n```\n"
-        )
+        header_lines = comment_lines(root / e.path)
+        lines = f":lines: {header_lines + 1}-\n" if header_lines else ""
+        caption = f"{e.path}, after its header comment" if header_lines else e.path
+        out.append(f"```{{literalinclude}} ../{e.path}\n:language: yaml\n{lines}:caption: {caption}\n```\n")
     return "\n".join(out)
 
 
