@@ -105,24 +105,37 @@ def latest_of(work: Path) -> str:
 
 
 # --------------------------------------------------------------------------- exact resume
-@pytest.mark.parametrize("workers", [0, 1])
-def test_2n_iterations_equal_n_then_resume_then_n(tmp_path, data, monkeypatch, workers):
+@pytest.mark.parametrize(
+    "overrides", [("data.num_workers=0",), ("data.num_workers=1",), ("data.num_workers=0", "train.ema=0.5")]
+)
+def test_2n_iterations_equal_n_then_resume_then_n(tmp_path, data, monkeypatch, overrides):
     config = write_config(tmp_path, data, checkpoint_every=100)
-    workers_override = f"data.num_workers={workers}"
-    fit(config, tmp_path / "whole", workers_override)
+    fit(config, tmp_path / "whole", *overrides)
 
     with monkeypatch.context() as m:
         stop_at(m, 3)
-        first, printed = fit(config, tmp_path / "split", workers_override)
+        first, printed = fit(config, tmp_path / "split", *overrides)
     assert first.interrupted == "SIGTERM" and first.iteration == 3
     assert "SIGTERM received" in printed and latest_of(tmp_path / "split") == "iter_00000003"
-    second, printed = fit(config, tmp_path / "split", workers_override, resume=True)
+    second, printed = fit(config, tmp_path / "split", *overrides, resume=True)
     assert second.iteration == 6 and "resuming" in printed and "(iteration 3)" in printed
 
     model = "model.safetensors"
     assert_identical(tensors(tmp_path / "whole" / model), tensors(tmp_path / "split" / model))
     final = "checkpoints/iter_00000006/training.safetensors"  # optimiser moments and generators too
     assert_identical(tensors(tmp_path / "whole" / final), tensors(tmp_path / "split" / final))
+
+
+def test_ema_weights_are_the_saved_model_and_differ_from_the_last_step(tmp_path, data):
+    config = write_config(tmp_path, data, checkpoint_every=100)
+    fit(config, tmp_path / "run", "train.ema=0.5")
+    model = tensors(tmp_path / "run" / "model.safetensors")
+    checkpoint = tensors(tmp_path / "run" / "checkpoints" / "iter_00000006" / "model.safetensors")
+    averaged = {k.replace("backbone_ema.module.", "backbone."): v for k, v in checkpoint.items() if ".module." in k}
+    last = {k: v for k, v in checkpoint.items() if k.startswith("backbone.")}
+    assert set(averaged) == {k for k in model if k.startswith("backbone.")} == set(last)
+    assert_identical({k: model[k] for k in averaged}, averaged)  # the deployed model is the average
+    assert any(not torch.equal(averaged[k], last[k]) for k in last)  # ...which is not the last step's weights
 
 
 class NoisyL1(nn.Module):

@@ -138,6 +138,13 @@ class TrainConfig:
     lr_schedule: Spec = spec(
         {"type": "constant_then_linear"}, "schedulers", "Learning-rate schedule over the iterations."
     )
+    ema: float | None = opt(
+        None,
+        "Decay of an exponential moving average of the backbone's weights (e.g. 0.995: about the last 200 steps), "
+        "which is then what is evaluated and saved as the model (null: the last weights).",
+        min=0.0,
+        max=1.0,
+    )
     grad_clip: float | None = opt(None, "Clip the gradient norm to this value (null: no clipping).", min=0.0)
     seed: int = opt(0, "Seed of the network initialisation and of every random draw of the data.")
     log_every: int = opt(50, "Log losses every N iterations.", min=1)
