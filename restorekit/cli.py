@@ -235,6 +235,17 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _output_paths(images: list[Path], source: Path, output: Path) -> list[tuple[Path, Path]]:
+    """Each image's PNG in ``output`` (same relative path); photos that would share a PNG name
+    (``a.jpg`` and ``a.tif``) keep their extension in it (``a.jpg.png``), so none overwrites another."""
+    targets = [output / p.relative_to(source).with_suffix(".png") for p in images]
+    shared = {t for t in targets if targets.count(t) > 1}
+    return [
+        (p, output / p.relative_to(source).with_name(p.name + ".png") if t in shared else t)
+        for p, t in zip(images, targets)
+    ]
+
+
 def _cmd_restore(args: argparse.Namespace, console: Console) -> int:
     from .data.io import list_images, read_image, write_image
     from .errors import ImageReadError
@@ -246,7 +257,7 @@ def _cmd_restore(args: argparse.Namespace, console: Console) -> int:
     if source.is_file():
         jobs = [(source, output / f"{source.stem}.png")]
     else:
-        jobs = [(p, output / p.relative_to(source).with_suffix(".png")) for p in list_images(source)]
+        jobs = _output_paths(list_images(source), source, output)
     failed = 0
     # Decoding the next photo and encoding the last one overlap the network's work on this one.
     for result in restore_files(restorer, jobs, read=read_image, write=write_image, skip=(ImageReadError,)):

@@ -270,11 +270,12 @@ def test_restore_skips_bad_files_and_keeps_odd_names(tmp_path, data, model_file,
     src = tmp_path / "in"
     write_image(src / "ünïcödé name 雨.png", make_photo(1))
     write_image(src / "sub dir" / "b.png", make_photo(2))
+    write_image(src / "sub dir" / "b.jpg", make_photo(3))  # would share b.png's output name
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     argv = ["restore", "--checkpoint", str(model_file), "--input", str(src), "--output", str(tmp_path / "out")]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert f"skipped {src / 'broken.jpg'}: not a decodable image" in out and "restored 2 image(s)" in out
+    assert f"skipped {src / 'broken.jpg'}: not a decodable image" in out and "restored 3 image(s)" in out
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == [
-        "sub dir/b.png", "ünïcödé name 雨.png"
+        "sub dir/b.jpg.png", "sub dir/b.png.png", "ünïcödé name 雨.png"
     ]
