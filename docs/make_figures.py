@@ -6,10 +6,12 @@ with rain rendered by restorekit) with the run's network and writes, for each pa
 with four panels side by side: the rainy input, the median filter that made the soft labels,
 the trained network's output, and the clean original, each labelled with its PSNR-Y. The
 panels are an unscaled crop of the photo, because thin rain streaks vanish when an image is
-shrunk. It also copies the run's last sample grid (its first rows) for the training page.
+shrunk. It also copies the run's last sample grid (its first rows) for the training page,
+and writes ``provenance.json``: the run's settings and scores, from which the docs write the
+pictures' captions (``docs/_ext/restorekit_docs``), so a caption cannot describe another run.
 
     python docs/make_figures.py runs/dt_hagg_cpu                # writes docs/_static/figures/
-    python docs/make_figures.py /tmp/run --out /tmp/figures --crop 200
+    python docs/make_figures.py /tmp/run --out /tmp/figures --crop 200 --all
 
 Every picture is restorekit's own rendering of the demo photos; none is a third-party image.
 """
@@ -17,6 +19,7 @@ Every picture is restorekit's own rendering of the demo photos; none is a third-
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,14 +38,16 @@ from restorekit.inference import Restorer  # noqa: E402
 from restorekit.metrics import psnr, y_channel  # noqa: E402
 from restorekit.registries import FILTERS  # noqa: E402
 
-HEADER = 26  # pixels of white above each panel for its label
+HEADER = 40  # pixels of white above each panel for its two label lines
 MAX_BYTES = 300_000  # the docs keep each picture small
 
 
-def labelled(image: np.ndarray, label: str) -> np.ndarray:
-    """``image`` with ``label`` written in a white band above it."""
+def labelled(image: np.ndarray, title: str, detail: str = "") -> np.ndarray:
+    """``image`` with a title and a detail line written in a white band above it."""
     band = np.full((HEADER, image.shape[1], 3), 255, np.uint8)
-    cv2.putText(band, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.48, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(band, title, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.46, (0, 0, 0), 1, cv2.LINE_AA)
+    if detail:
+        cv2.putText(band, detail, (6, 33), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (70, 70, 70), 1, cv2.LINE_AA)
     return np.concatenate([band, image], axis=0)
 
 
@@ -83,25 +88,28 @@ def soft_label_filter(run: Path):
     return FILTERS.build(spec), spec
 
 
-def before_after(run: Path, out: Path, crop: int, data: str = "demo:rain/test") -> list[Path]:
+def before_after(run: Path, out: Path, crop: int, data: str = "demo:rain/test", every_render: bool = False) -> list[Path]:
+    """One four-panel PNG per test pair (by default only the first rendering of each photo)."""
     loaded = load_model(run)
     restorer = Restorer(loaded.backbone)
     label_filter, spec = soft_label_filter(run)
     pairs = PairedSet(resolve_demo(data) if data.startswith("demo:") else Path(data))
     written = []
     for name, rainy, clean in pairs.pairs:
+        if not every_render and not Path(name).stem.endswith("_1"):
+            continue
         filtered = label_filter(rainy)
         restored = restorer(rainy)
         corner = busiest_window(rainy, clean, crop)
         panels = []
         for title, image in (
             ("rainy input", rainy),
-            (f"{spec['type']} filter (soft label)", filtered),
+            (f"soft label ({spec['type']})", filtered),
             (f"restorekit ({loaded.spec.get('type', 'network')})", restored),
             ("clean original", clean),
         ):
-            score = "" if image is clean else f"  {psnr(y_channel(image), y_channel(clean)):.2f} dB"
-            panels.append(labelled(centre_crop(image, crop, corner), title + score))
+            score = "" if image is clean else f"PSNR-Y {psnr(y_channel(image), y_channel(clean)):.2f} dB"
+            panels.append(labelled(centre_crop(image, crop, corner), title, score))
         gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
         figure = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
         path = out / f"before_after_{Path(name).stem}.png"
@@ -125,19 +133,49 @@ def sample_grid(run: Path, out: Path, rows: int = 2) -> Path | None:
     return path
 
 
+def provenance(run: Path, data: str, figures: list[Path], grid: Path | None) -> dict:
+    """What made the pictures: the run's settings, its iteration and its held-out scores."""
+    loaded = load_model(run)
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) if (run / "config.yaml").is_file() else {}
+    config = config or {}
+    eval_json = run / "eval.json"
+    grids = sorted((run / "samples").glob("iter_*.png"))
+    return {
+        "made_by": "docs/make_figures.py",
+        "method": loaded.info.get("method", config.get("method")),
+        "task": loaded.info.get("task", config.get("task")),
+        "config": loaded.info.get("config"),
+        "iteration": loaded.info.get("iteration"),
+        "backbone": loaded.spec,
+        "soft_label": (config.get("dt") or {}).get("soft_label"),
+        "weights": (config.get("dt") or {}).get("weights"),
+        "data": {k: (config.get("data") or {}).get(k) for k in ("rainy", "clean", "crop_size", "batch_size")},
+        "train": {k: (config.get("train") or {}).get(k) for k in ("iters", "lr", "optimizer")},
+        "precision": (config.get("runtime") or {}).get("precision"),
+        "eval_data": data,
+        "eval": json.loads(eval_json.read_text(encoding="utf-8")) if eval_json.is_file() else None,
+        "before_after": [p.name for p in figures],
+        "sample_grid": None if grid is None else {"file": grid.name, "iteration": int(grids[-1].stem.split("_")[1])},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a trained run folder (holding model.safetensors)")
     parser.add_argument("--out", type=Path, default=DOCS / "_static" / "figures", help="where to write the PNGs")
-    parser.add_argument("--crop", type=int, default=192, help="side of the unscaled crop shown per panel")
+    parser.add_argument("--crop", type=int, default=184, help="side of the unscaled crop shown per panel")
     parser.add_argument("--data", default="demo:rain/test", help="paired data to restore (default: the demo test pairs)")
     parser.add_argument("--grid-rows", type=int, default=2, help="rows of the sample grid to keep")
+    parser.add_argument("--all", action="store_true", help="every test pair, not only the first rendering of each photo")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    written = before_after(args.run, args.out, args.crop, args.data)
+    for old in [*args.out.glob("before_after_*.png"), args.out / "sample_grid.png"]:
+        old.unlink(missing_ok=True)  # pictures of an earlier run must not outlive its provenance
+    figures = before_after(args.run, args.out, args.crop, args.data, every_render=args.all)
     grid = sample_grid(args.run, args.out, args.grid_rows)
-    if grid is not None:
-        written.append(grid)
+    record = provenance(args.run, args.data, figures, grid)
+    (args.out / "provenance.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    written = [*figures, *([grid] if grid is not None else [])]
     for path in written:
         size = path.stat().st_size
         flag = "  (over the docs' size budget: use a smaller --crop or fewer --grid-rows)" if size > MAX_BYTES else ""

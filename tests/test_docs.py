@@ -207,3 +207,22 @@ def test_yaml_inline_writes_config_syntax():
     assert pages.yaml_inline(None) == "null" and pages.yaml_inline(True) == "true"
     assert pages.yaml_inline("demo:rain/rainy") == "demo:rain/rainy"
     assert pages.yaml_inline("") == '""'
+
+
+# --------------------------------------------------------------------------- pictures
+def test_committed_pictures_are_small_and_described():
+    """Pictures come from docs/make_figures.py, whose provenance.json the captions are written from."""
+    folder = DOCS / "_static" / pages.FIGURES
+    pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    for png in pngs:
+        assert png.stat().st_size <= 310_000, f"{png.name} is {png.stat().st_size // 1000} kB; keep docs pictures small"
+    if pngs:
+        record = pages.read_provenance(DOCS / "_static")
+        assert record is not None, "pictures without docs/_static/figures/provenance.json"
+        listed = set(record["before_after"]) | ({record["sample_grid"]["file"]} if record.get("sample_grid") else set())
+        assert listed == {p.name for p in pngs}, "provenance.json and the pictures in docs/_static/figures disagree"
+
+
+def test_pages_without_pictures_say_so(tmp_path):
+    assert "No before/after pictures" in pages.demo_figures(tmp_path)
+    assert "No sample grid" in pages.sample_grid_figure(tmp_path)

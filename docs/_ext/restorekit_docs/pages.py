@@ -721,6 +721,92 @@ def main_job_fragment(data_dir: Path = DATA) -> str:
     )
 
 
+# --------------------------------------------------------------------------- pictures
+FIGURES = "figures"  # under docs/_static; written by docs/make_figures.py with its provenance.json
+
+
+def read_provenance(static_dir: Path) -> dict[str, Any] | None:
+    path = static_dir / FIGURES / "provenance.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def describe_run(record: Mapping[str, Any], root: Path = ROOT) -> str:
+    """One sentence on the run that made the pictures, from its recorded settings."""
+    data = record.get("data") or {}
+    backbone = record.get("backbone") or {}
+    config = record.get("config")
+    where = (
+        f"`configs/{config}.yaml`"
+        if config and (root / "configs" / f"{config}.yaml").is_file()
+        else "a short tuning run on the CPU"
+    )
+    settings = [f"soft label `{yaml_inline(record['soft_label'])}`"] if record.get("soft_label") else []
+    if record.get("weights"):
+        settings.append(f"weights `{yaml_inline(record['weights'])}`")
+    if (record.get("train") or {}).get("lr"):
+        settings.append(f"learning rate {record['train']['lr']}")
+    iteration = record.get("iteration")
+    return (
+        f"restorekit trained the network ({record.get('method', '?')}, backbone `{yaml_inline(backbone)}`) on the "
+        f"built-in demo data for {thousands(iteration) if iteration else '?'} iterations of "
+        f"{data.get('batch_size', '?')}×{data.get('crop_size', '?')}² crops ({where}; "
+        + ", ".join(settings)
+        + ")."
+    )
+
+
+def run_scores(record: Mapping[str, Any]) -> str:
+    rows, _ = eval_rows(record.get("eval"))
+    if not rows:
+        return ""
+    parts = [f"{md_text(label)} {s['psnr_y']:.2f} dB / {s['ssim_y']:.3f}" for label, s in rows.items()]
+    return "Its mean PSNR-Y / SSIM-Y over the held-out pairs: " + "; ".join(parts) + "."
+
+
+def demo_figures(static_dir: Path, root: Path = ROOT) -> str:
+    """The before/after pictures that docs/make_figures.py made, with a caption from their provenance."""
+    record = read_provenance(static_dir)
+    files = [f for f in (record or {}).get("before_after", []) if (static_dir / FIGURES / f).is_file()]
+    notice = _generated_notice("docs/_static/figures/provenance.json")
+    if not record or not files:
+        return notice + (
+            ":::{note}\nNo before/after pictures in this build: make them from a trained run with "
+            "`python docs/make_figures.py RUN_FOLDER`.\n:::\n"
+        )
+    out = [notice]
+    out.append(
+        f"Held-out demo photos (`{record.get('eval_data', 'demo:rain/test')}`, which training never sees), restored. "
+        + describe_run(record, root)
+        + " Each picture is an unscaled crop where the rain is densest; the PSNR-Y above a panel is that of "
+        "the whole photo against its clean original. "
+        + run_scores(record)
+        + "\n"
+    )
+    for name in files:
+        photo = name.removeprefix("before_after_").removesuffix(".png")
+        out.append(
+            f"```{{figure}} /_static/{FIGURES}/{name}\n:alt: {photo}: the rainy input, its median soft label, "
+            f"restorekit's restoration and the clean original, side by side.\n:width: 100%\n\n"
+            f"`{photo}`: rainy input, soft label, restorekit, clean original.\n```\n"
+        )
+    return "\n".join(out)
+
+
+def sample_grid_figure(static_dir: Path, root: Path = ROOT) -> str:
+    record = read_provenance(static_dir)
+    grid = (record or {}).get("sample_grid")
+    notice = _generated_notice("docs/_static/figures/provenance.json")
+    if not grid or not (static_dir / FIGURES / grid["file"]).is_file():
+        return notice + ":::{note}\nNo sample grid in this build (`docs/make_figures.py` copies one from a run).\n:::\n"
+    return notice + (
+        f"```{{figure}} /_static/{FIGURES}/{grid['file']}\n:alt: The first two rows of a sample grid: rainy crop, "
+        "soft label, restored, rain residual, hard pair and hard restored.\n:width: 100%\n\n"
+        f"The first two rows of the sample grid written at iteration {thousands(grid['iteration'])} of a run. "
+        + describe_run(record, root)
+        + "\n```\n"
+    )
+
+
 # --------------------------------------------------------------------------- command line
 def cli_reference() -> str:
     """``restorekit --help`` and each subcommand's ``--help``, exactly as the parser prints them."""
@@ -750,7 +836,10 @@ def cli_reference() -> str:
 # --------------------------------------------------------------------------- all of it
 def fragments(data_dir: Path = DATA, root: Path = ROOT) -> dict[str, str]:
     """File name in ``docs/generated/`` → content."""
+    static_dir = data_dir.parent / "_static"
     return {
+        "demo_figures.md": demo_figures(static_dir, root),
+        "sample_grid.md": sample_grid_figure(static_dir, root),
         "config_reference.md": config_reference(),
         "configs.md": configs_page(root),
         "registries.md": registry_tables(),
