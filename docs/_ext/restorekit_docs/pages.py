@@ -676,8 +676,8 @@ def reproduction(data_dir: Path = DATA) -> str:
     out.append(quality_section_main_job_only(data_dir))
     out.append("## The paper's results, for reference\n")
     out.append(
-        "Transcribed from the paper; restorekit has not re-run these experiments (the last column says "
-        "which config would).\n"
+        "Transcribed from the paper; restorekit has not re-run these experiments. Under each table: what "
+        "reproducing it needs, and where its settings are.\n"
     )
     for key, spec in refs.get("tables", {}).items():
         out.append(f"(paper-{key})=\n### {md_text(spec['caption'])}\n")
