@@ -57,7 +57,7 @@ myst_heading_anchors = 3
 
 # --------------------------------------------------------------------------- autodoc
 autodoc_typehints = "description"
-autodoc_typehints_description_target = "documented_params"
+autodoc_typehints_description_target = "all"
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_class_signature = "mixed"
