@@ -202,14 +202,22 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError("--csv names one file: give one --data with it (several sets each get test_<data>.csv)")
     loaded, restorer = _load_restorer(args)
     means = {}
+    names: list[str] = []
     for data in args.data:
         folder = resolve_folder(data)
+        # A file-name-safe name per set (demo:snow/test -> snow_test); a repeated name gets _2, _3...
+        base = data[len("demo:") :].replace("/", "_") if data.startswith("demo:") else folder.name
+        set_name, copy = base, 1
+        while set_name in names:
+            copy += 1
+            set_name = f"{base}_{copy}"
+        names.append(set_name)
         pairs = PairedSet(folder)
         if len(pairs.report):
             console.print(pairs.report.summary(), style="yellow")
         save_dir = Path(args.save_images) if args.save_images else None
         if save_dir is not None and several:
-            save_dir = save_dir / folder.name
+            save_dir = save_dir / set_name
 
         def save(name: str, image, save_dir: Path | None = save_dir) -> None:
             if save_dir is not None:
@@ -221,7 +229,7 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
         result = evaluate(pairs, restorer, f"{loaded.spec['type']} ({loaded.path.name})", on_image=save)
         rows.append(result)
         console.print(results_table(rows, f"{folder} ({len(pairs)} pairs)"))
-        csv_path = Path(args.csv) if args.csv else loaded.path.parent / f"test_{folder.name}.csv"
+        csv_path = Path(args.csv) if args.csv else loaded.path.parent / f"test_{set_name}.csv"
         result.write_csv(csv_path)
         console.print(f"per-image metrics: {csv_path}")
         means[data] = result.means
