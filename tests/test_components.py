@@ -45,6 +45,44 @@ def test_ssim_matches_a_direct_2d_gaussian_window_with_zero_padding():
     torch.testing.assert_close(ssim(x, y), ref, rtol=1e-5, atol=1e-6)
 
 
+def test_valid_ssim_is_the_mean_over_interior_windows():
+    x, y = torch.rand(1, 3, 30, 34), torch.rand(1, 3, 30, 34)
+    g = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    g = g / g.sum()
+    w = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
+
+    def blur(t):
+        return F.conv2d(t, w, groups=3)  # no padding: 20×24 interior windows
+
+    mx, my = blur(x), blur(y)
+    sx, sy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    ref = ((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sx + sy + c2))).mean()
+    torch.testing.assert_close(ssim(x, y, padding="valid"), ref, rtol=1e-5, atol=1e-6)
+    assert float(restorekit.LOSSES.build({"type": "ssim", "padding": "valid"})(x, x)) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least 11"):
+        ssim(x[..., :8, :8], y[..., :8, :8], padding="valid")
+
+
+def _best_brightness_shift(padding: str) -> int:
+    """The brightness offset (grey levels) of a noisy output that the SSIM loss likes best."""
+    from restorekit.data.demo import resolve_demo
+    from restorekit.data.io import list_images, read_image
+
+    torch.manual_seed(0)
+    photos = sorted(list_images(resolve_demo("demo:noise/test") / "gt"))
+    clean = torch.stack([torch.from_numpy(read_image(p)[100:164, 100:164]).permute(2, 0, 1).float() / 255 for p in photos])
+    noisy = clean + torch.randn_like(clean) * 25 / 255
+    losses = {s: float(1 - ssim(noisy + s / 255, clean, padding=padding)) for s in range(-8, 21)}
+    return min(losses, key=losses.get)
+
+
+def test_zero_padded_ssim_rewards_a_brighter_noisy_output_and_valid_ssim_does_not():
+    """Why denoising trains with ``padding: valid``: zero padding biases the output's brightness."""
+    zero, valid = _best_brightness_shift("zero"), _best_brightness_shift("valid")
+    assert abs(valid) <= 1 and zero >= valid + 3
+
+
 # --------------------------------------------------------------------------- filters
 def test_median_filter_is_exact():
     image = make_photo(0, 23, 29)
