@@ -37,6 +37,18 @@ def test_residual_contract_on_odd_sizes():
     assert torch.equal(out.restored, x - out.residual)
 
 
+def test_zero_head_starts_as_the_identity_and_still_learns():
+    torch.manual_seed(0)
+    net = restorekit.BACKBONES.build({"type": "hagg", "init": "kaiming", "head_init": "zero"})
+    x = torch.rand(2, 3, 32, 32)
+    out = run_backbone(net, x)
+    assert torch.equal(out.restored, x)  # residual exactly 0: tanh starts unsaturated
+    out.residual.sum().backward()  # tanh'(0) = 1: the head gets a gradient at once
+    assert net.head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="head_init"):
+        restorekit.BACKBONES.build({"type": "hagg", "head_init": "ones"})
+
+
 def test_odd_block_count_is_rejected():
     with pytest.raises(ValueError, match="even number"):
         restorekit.BACKBONES.build({"type": "hagg", "num_blocks": 5})

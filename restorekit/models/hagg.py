@@ -86,6 +86,10 @@ class HAgg(nn.Module):
             ``"kaiming"`` uses He initialisation for the body (activations keep their scale)
             and the authors' small initialisation for the head, so the residual still starts
             near zero but every layer receives gradient from the first step.
+        head_init: ``"normal"`` (the authors' N(0, 0.02)) or ``"zero"``: the head starts at
+            zero, so the residual is exactly 0 and ``tanh`` starts unsaturated. With He
+            initialisation of the body, N(0, 0.02) head weights can push some channels of
+            the residual near ±1 at the start, where ``tanh`` passes almost no gradient.
     """
 
     default_loss = "ssim"
@@ -98,6 +102,7 @@ class HAgg(nn.Module):
         num_blocks: int = 6,
         dilation: int = 3,
         init: Literal["normal", "kaiming"] = "normal",
+        head_init: Literal["normal", "zero"] = "normal",
     ) -> None:
         super().__init__()
         if num_blocks < 2 or num_blocks % 2:
@@ -113,6 +118,12 @@ class HAgg(nn.Module):
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
         elif init != "normal":
             raise ValueError(f"hagg init must be 'normal' or 'kaiming', got {init!r}")
+        if head_init == "zero":
+            nn.init.zeros_(self.head.weight)
+            if self.head.bias is not None:
+                nn.init.zeros_(self.head.bias)
+        elif head_init != "normal":
+            raise ValueError(f"hagg head_init must be 'normal' or 'zero', got {head_init!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         state = self.aggregations[0](F.relu(self.stem(x)))
