@@ -10,7 +10,8 @@ from restorekit.config import apply_overrides, load_config, load_raw, parse_over
 from restorekit.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
-CONFIGS = [c for c in CONFIGS if "_base_" not in c.parts]
+# configs/reproduce/ holds study files of tools/reproduce.py (tests/test_reproduce.py), not train configs.
+CONFIGS = [c for c in CONFIGS if "_base_" not in c.parts and "reproduce" not in c.parts]
 
 
 def write(path: Path, text: str) -> Path:
