@@ -37,3 +37,18 @@ def test_child_peak_rss_is_its_own_not_the_parents() -> None:
     )
     out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True).stdout
     assert float(out.split()[-1]) < 256  # a bare interpreter: tens of MiB, far below the parent's 512
+
+
+def test_only_runs_the_parts_asked_for(monkeypatch, capsys) -> None:
+    benchmark = load_benchmark()
+    called = []
+    fake = {"peak_rss_mib": 1.0, "seconds": 1.0, "image": [3, 4], "tile": 2, "max_abs_diff": 0.0}
+    monkeypatch.setattr(benchmark, "bench_tiled", lambda args, device: called.append("tiled") or fake)
+    for name in ("bench_inference", "bench_train_step", "bench_soft_label", "demo_pairs"):
+        monkeypatch.setattr(benchmark, name, lambda *a, name=name, **k: pytest.fail(f"{name} should not run"))
+    assert benchmark.main(["--only", "tiled_restore"]) == 0
+    assert benchmark.main(["--only", "tiled"]) == 0
+    assert called == ["tiled", "tiled"]
+    assert "peak RSS 1 MiB" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        benchmark.main(["--only", "tiles"])

@@ -28,6 +28,7 @@ trained model file instead.
     python tools/benchmark.py                         # everything, all built-in backbones
     python tools/benchmark.py --backbones hagg --json bench.json
     python tools/benchmark.py --quick                 # small sizes: a smoke test of the tool
+    python tools/benchmark.py --only tiled_restore    # one part (comma-separate several)
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ from restorekit.registries import BACKBONES, FILTERS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BACKBONES = ("hagg", "ddn", "prenet", "prn", "prenet_r", "prn_r", "jordere")
+PARTS = ("inference", "train_step", "soft_label", "tiled_restore")
+PART_ALIASES = {"train": "train_step", "tiled": "tiled_restore"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -428,7 +431,7 @@ def bench_tiled(args: argparse.Namespace, device: torch.device) -> dict[str, Any
 # --------------------------------------------------------------------------- report
 def print_table(report: dict[str, Any]) -> None:
     rows = [("measurement", "fp32 eager", "optimized", "ratio", "note")]
-    for name, r in report["inference"].items():
+    for name, r in report.get("inference", {}).items():
         mode = "+".join(k for k, v in (("cl", r["mode"]["channels_last"]), (r["mode"]["precision"], True), ("compile", r["mode"]["compile"])) if v)
         rows.append(
             (
@@ -439,16 +442,17 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{mode}; ΔPSNR-Y {r['psnr_delta_db']:+.3f} dB",
             )
         )
-    t = report["train_step"]
-    rows.append(
-        (
-            f"DT train step {t['batch'][0]}×{t['batch'][2]}²",
-            f"{t['eager_fp32_s'] * 1000:.0f} ms",
-            f"{t['optimized_s'] * 1000:.0f} ms",
-            f"{t['speedup']:.2f}×",
-            f"cl+{t['mode']['precision']}",
+    t = report.get("train_step", {})
+    if t:
+        rows.append(
+            (
+                f"DT train step {t['batch'][0]}×{t['batch'][2]}²",
+                f"{t['eager_fp32_s'] * 1000:.0f} ms",
+                f"{t['optimized_s'] * 1000:.0f} ms",
+                f"{t['speedup']:.2f}×",
+                f"cl+{t['mode']['precision']}",
+            )
         )
-    )
     if "flop_floor" in t:
         f, prof = t["flop_floor"], t["profile"]["optimized"]
         conv = prof["conv_forward_ms"] + prof["conv_backward_ms"]
@@ -461,17 +465,21 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{f['step_gmac']:.1f} GMAC; optimized step: conv {conv:.0f} ms, rest {prof['other_ms']:.0f} ms",
             )
         )
-    rows.append((f"soft label median k=31, {report['sizes']['inference']}² RGB", "", f"{report['soft_label_ms']:.1f} ms", "", "OpenCV"))
-    tr = report["tiled_restore"]
-    rows.append(
-        (
-            f"tiled restore {tr['image'][1]}×{tr['image'][0]} (tile {tr['tile']})",
-            "",
-            f"{tr['seconds']:.1f} s",
-            "",
-            f"peak RSS {tr['peak_rss_mib']:.0f} MiB; tiled vs whole max |Δ| {tr['max_abs_diff']:.1e}",
+    if "soft_label_ms" in report:
+        rows.append(
+            (f"soft label median k=31, {report['sizes']['inference']}² RGB", "", f"{report['soft_label_ms']:.1f} ms", "", "OpenCV")
         )
-    )
+    tr = report.get("tiled_restore")
+    if tr:
+        rows.append(
+            (
+                f"tiled restore {tr['image'][1]}×{tr['image'][0]} (tile {tr['tile']})",
+                "",
+                f"{tr['seconds']:.1f} s",
+                "",
+                f"peak RSS {tr['peak_rss_mib']:.0f} MiB; tiled vs whole max |Δ| {tr['max_abs_diff']:.1e}",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -498,7 +506,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also profile the train step and compare it with the FLOP floor"
     )
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all; 'tiled' and 'train' for short)",
+    )
     args = parser.parse_args(argv)
+    parts = [PART_ALIASES.get(p.strip(), p.strip()) for p in args.only.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        parser.error(f"--only: unknown part(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PARTS)}")
     if args.quick:
         args.repeats = min(args.repeats, 2)
         args.fit_seconds = min(args.fit_seconds, 2.0)
@@ -521,17 +538,22 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": {"inference": args.size},
         "quick": args.quick,
     }
-    pairs = {"test": demo_pairs("demo:rain/test"), "train": demo_pairs("demo:rain/paired")}
-    report["inference"] = {}
-    for name in names:
-        print(f"inference: {name} ...", file=sys.stderr, flush=True)
-        report["inference"][name] = bench_inference(name, args, pairs, device)
-    print("train step ...", file=sys.stderr, flush=True)
-    report["train_step"] = bench_train_step(args, device)
-    print("soft labels ...", file=sys.stderr, flush=True)
-    report["soft_label_ms"] = bench_soft_label(args, pairs)
-    print("tiled restore ...", file=sys.stderr, flush=True)
-    report["tiled_restore"] = bench_tiled(args, device)
+    if "inference" in parts or "soft_label" in parts:
+        pairs = {"test": demo_pairs("demo:rain/test"), "train": demo_pairs("demo:rain/paired")}
+    if "inference" in parts:
+        report["inference"] = {}
+        for name in names:
+            print(f"inference: {name} ...", file=sys.stderr, flush=True)
+            report["inference"][name] = bench_inference(name, args, pairs, device)
+    if "train_step" in parts:
+        print("train step ...", file=sys.stderr, flush=True)
+        report["train_step"] = bench_train_step(args, device)
+    if "soft_label" in parts:
+        print("soft labels ...", file=sys.stderr, flush=True)
+        report["soft_label_ms"] = bench_soft_label(args, pairs)
+    if "tiled_restore" in parts:
+        print("tiled restore ...", file=sys.stderr, flush=True)
+        report["tiled_restore"] = bench_tiled(args, device)
     report["environment"]["load_after"] = load_average()
     print_table(report)
     if args.json:
