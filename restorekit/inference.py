@@ -19,6 +19,10 @@ not the image border; only the core of each restored window is kept. A kept pixe
 a window edge, so tiled and whole-image restoration agree to rounding, while memory holds one
 window's activations instead of the whole image's. Windows are moved inwards at the image
 border rather than shrunk, so every window of an image has the same shape (one compiled graph).
+Measured for the published hagg, a 4000×3000 photo and ``tile=512`` (fp32, channels-last, one
+thread): the process peaks at about 545 MiB, of which importing torch is 218 MiB, the photo and
+its result 34 MiB each, and one 574×574 window's activations and buffers most of the rest;
+``compile=True`` adds about 170 MiB (Inductor and the compiled graph), peaking at about 720 MiB.
 """
 
 from __future__ import annotations

@@ -132,6 +132,50 @@ def test_tiles_read_only_windows_of_a_large_image() -> None:
     assert len(seen) == 3 * 4
 
 
+PEAK_GROWTH_CHILD = """
+import json, sys
+import numpy as np, torch
+torch.set_num_threads(1)
+from restorekit.inference import Restorer
+from restorekit.registries import BACKBONES
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(key + ":"))
+
+torch.manual_seed(0)
+restorer = Restorer(BACKBONES.build({"type": "hagg", "channels": 4, "num_blocks": 2}), tile=256)
+restorer(np.zeros((300, 300, 3), np.uint8))  # one-time costs (radius probe, oneDNN set-up) before measuring
+image = np.random.default_rng(0).integers(0, 256, (2000, 3000, 3), dtype=np.uint8)
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset VmHWM, the peak resident memory, to the current RSS
+out = restorer(image)
+print(json.dumps({"growth_mib": status("VmHWM") - before, "shape": list(out.shape)}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_tiled_restore_of_a_large_photo_holds_no_full_size_float_copy() -> None:
+    # A 2000×3000 photo: its uint8 result is 17 MiB, one fp32 copy of it 69 MiB. Tile by tile
+    # the peak grows by the result and one window's activations (about 25 MiB measured); a
+    # whole-image float input or output would add at least 69 MiB. Run in a fresh interpreter
+    # so that freed memory of other tests cannot hide growth.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", PEAK_GROWTH_CHILD], capture_output=True, text=True, env=env)
+    if result.returncode and "clear_refs" in result.stderr:
+        pytest.skip("cannot reset the peak RSS here: " + result.stderr.strip().splitlines()[-1])
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["shape"] == [2000, 3000, 3]
+    assert report["growth_mib"] < 2000 * 3000 * 3 * 4 / 2**20  # less than one fp32 copy of the photo
+
+
 def test_margin_can_be_given_and_small_images_are_not_tiled() -> None:
     network = build("hagg", channels=4, num_blocks=2)
     restorer = Restorer(network, tile=64, margin=5)
