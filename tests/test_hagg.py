@@ -49,6 +49,19 @@ def test_zero_head_starts_as_the_identity_and_still_learns():
         restorekit.BACKBONES.build({"type": "hagg", "head_init": "ones"})
 
 
+def test_identity_detail_block_passes_the_residual_where_the_authors_init_attenuates_it():
+    torch.manual_seed(0)
+    r = torch.randn(2, 3, 32, 32) * 0.1
+    authors = restorekit.DETAIL_BLOCKS.build("deb")
+    identity = restorekit.DETAIL_BLOCKS.build({"type": "deb", "init": "identity"})
+    with torch.no_grad():
+        assert float(authors(r).abs().mean() / r.abs().mean()) < 0.01
+        assert float((identity(r) - r).abs().mean() / r.abs().mean()) < 0.3
+    assert count_parameters(identity) == 3_203
+    with pytest.raises(ValueError, match="channels >= 2"):
+        restorekit.DETAIL_BLOCKS.build({"type": "deb", "init": "identity", "channels": 4})
+
+
 def test_odd_block_count_is_rejected():
     with pytest.raises(ValueError, match="even number"):
         restorekit.BACKBONES.build({"type": "hagg", "num_blocks": 5})
