@@ -172,6 +172,27 @@ def test_zoo_reads_benchmark_json(builtin_registries, data_dir):
     assert "4000×3000 photo" in page
 
 
+def test_performance_targets_say_met_or_missed_and_how_far():
+    bench = {
+        "environment": {"bf16_native": False},
+        "inference": {"hagg": {"eager_fp32_s": 0.8, "optimized_s": 0.4, "speedup": 2.0, "psnr_delta_db": 0.0}},
+        "train_step": {
+            "eager_fp32_s": 1.7, "optimized_s": 1.5, "speedup": 1.13,
+            "flop_floor": {"step_gmac": 120.0, "matmul_peak_gmac_s": {"fp32": 150.0}, "floor_s": {"fp32": 0.8},
+                           "fraction_of_peak": {"eager_fp32": 0.47}, "best_possible_speedup": 2.1},
+        },
+        "soft_label_ms": 25.0,
+        "tiled_restore": {"peak_rss_mib": 584.0, "max_abs_diff": 0.0},
+    }
+    backbones = {"results": [{"name": "hagg", "macs": 13.5e9}]}
+    page = pages.performance_targets(bench, backbones)
+    assert "| dt training step 8×128²: ≥ 3× fp32 eager | 1.13× | **missed** |" in page
+    assert "| 584 MiB, 0.0e+00 | met |" in page and "| 25.0 ms | met |" in page
+    assert "at most 2.10× faster" in page  # the FLOP floor of the step
+    assert "13.5 GMAC: 90 ms at peak" in page  # and of hagg's inference
+    assert "no native bfloat16" in page
+
+
 def test_main_job_scores_are_shown_when_recorded(data_dir):
     eval_json = {
         "degraded input": {"psnr_y": 26.1, "ssim_y": 0.85, "psnr_rgb": 24.0, "ssim_rgb": 0.84},
@@ -188,7 +209,7 @@ def test_main_job_scores_are_shown_when_recorded(data_dir):
 def test_reproduction_page_invents_nothing(data_dir):
     """Without recorded runs the page shows the paper's numbers, each marked as not yet run."""
     page = pages.reproduction(data_dir)
-    assert "No measured scores" in page
+    assert "No measured scores" in page and "No reproduction results" in page
     assert page.count("*Reproduction:*") == len(pages.published(data_dir)["tables"])
     assert "33.09" in page  # Rain200L, DT, from the paper's Table III
 
