@@ -131,7 +131,12 @@ def test_smoke_run_writes_results_and_the_docs_render_them(tmp_path, capsys):
     assert labels[:2] == ["degraded input", "median filter (soft label)"]
     assert all("metrics" in r for r in table3["rows"])
     assert "metrics" not in payload["studies"]["table5"]["rows"][1]  # k21 did not run
-    assert (tmp_path / "docs" / "figures" / "reproduce_figure5.png").is_file()
+    assert (tmp_path / "docs" / "reproduce" / "figure5.jpg").is_file()
 
     page = pages.reproduce_section(payload)
-    assert "The dt–sv gap" in page and "not run" in page and "reproduce_figure5.png" in page
+    assert "The dt–sv gap" in page and "not run" in page and "/_static/reproduce/figure5.jpg" in page
+
+
+def test_published_reproduction_pictures_are_small():
+    for picture in sorted((ROOT / "docs" / "_static" / "reproduce").glob("*")):
+        assert picture.stat().st_size <= 310_000, f"{picture.name} is {picture.stat().st_size // 1000} kB"

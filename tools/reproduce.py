@@ -51,7 +51,7 @@ from restorekit.errors import did_you_mean  # noqa: E402
 STUDIES = ROOT / "configs" / "reproduce"
 DEFAULT_OUT = ROOT / "runs" / "reproduce"
 DOCS_JSON = ROOT / "docs" / "_data" / "reproduce.json"
-DOCS_FIGURES = ROOT / "docs" / "_static" / "figures"
+DOCS_FIGURES = ROOT / "docs" / "_static" / "reproduce"
 
 #: Long side of every prepared photo: keeps a 2-core evaluation of the slowest backbone in minutes.
 PREPARED_SIDE = 320
@@ -501,14 +501,27 @@ def _baseline_entries(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"method": k, **v} for k, v in evaluation.items() if k == "degraded input" or "(soft label)" in k]
 
 
+def _publish_picture(source: Path, target: Path) -> str:
+    """Copy a picture for the docs as a JPEG (residual textures make PNGs of ~0.7 MB); returns its name."""
+    import cv2
+
+    from restorekit.data.io import read_image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image = read_image(source)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if not ok:
+        raise RuntimeError(f"could not encode {source} as JPEG")
+    target.write_bytes(data.tobytes())
+    return target.name
+
+
 def render(all_studies: dict[str, Study], args: argparse.Namespace) -> dict[str, Any]:
     """Collect every finished row into ``docs/_data/reproduce.json``; copy figures beside the docs."""
-    import shutil
-
     import torch
 
     out = Path(args.out)
-    figures = Path(args.json).parent / "figures" if args.json else DOCS_FIGURES
+    figures = Path(args.json).parent / "reproduce" if args.json else DOCS_FIGURES
     rows = {r.key: r for s in all_studies.values() for r in s.rows}
     payload: dict[str, Any] = {
         "environment": {
@@ -554,17 +567,13 @@ def render(all_studies: dict[str, Study], args: argparse.Namespace) -> dict[str,
         }
         figure = out / "figures" / f"{study.name}.png"
         if study.kind == "figure5" and figure.is_file():
-            figures.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(figure, figures / f"reproduce_{study.name}.png")
-            info["figure"] = f"reproduce_{study.name}.png"
+            info["figure"] = _publish_picture(figure, figures / f"{study.name}.jpg")
             stats = out / "results" / study.name / "figure.json"
             if stats.is_file():
                 info["snapshots"] = json.loads(stats.read_text(encoding="utf-8"))["snapshots"]
         demo_pairs = sorted((out / "figures" / study.name / "demo").glob("*.png"))
         if study.kind == "gallery" and demo_pairs:
-            figures.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(demo_pairs[0], figures / f"reproduce_{study.name}.png")
-            info["figure"] = f"reproduce_{study.name}.png"
+            info["figure"] = _publish_picture(demo_pairs[0], figures / f"{study.name}.jpg")
         payload["studies"][study.name] = info
     target = Path(args.json) if args.json else DOCS_JSON
     _write_json_atomic(target, payload)

@@ -19,10 +19,7 @@ from ..registries import LOSSES
 __all__ = ["ssim", "SSIMLoss"]
 
 
-Padding = Literal["zero", "valid"]
-
-
-def _blur(x: Tensor, kernel: Tensor, padding: Padding = "zero") -> Tensor:
+def _blur(x: Tensor, kernel: Tensor, padding: Literal["zero", "valid"] = "zero") -> Tensor:
     """Separable Gaussian blur of every channel: zero-padded (same size) or valid (interior only)."""
     c = x.shape[1]
     k = kernel.shape[-1]
@@ -39,7 +36,7 @@ def ssim(
     window_size: int = 11,
     sigma: float = 1.5,
     data_range: float = 1.0,
-    padding: Padding = "zero",
+    padding: Literal["zero", "valid"] = "zero",
 ) -> Tensor:
     """Mean SSIM of two N×C×H×W batches (a scalar tensor, differentiable).
 
@@ -58,7 +55,7 @@ def ssim(
         return _ssim_fp32(x.float(), y.float(), window_size, sigma, data_range, padding)
 
 
-def _ssim_fp32(x: Tensor, y: Tensor, window_size: int, sigma: float, data_range: float, padding: Padding) -> Tensor:
+def _ssim_fp32(x: Tensor, y: Tensor, window_size: int, sigma: float, data_range: float, padding: str) -> Tensor:
     kernel = get_gaussian_kernel1d(window_size, sigma, device=x.device, dtype=x.dtype)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     # One batched blur of the five maps instead of five separate calls.
@@ -86,7 +83,7 @@ class SSIMLoss(nn.Module):
             scores only windows inside the crop and has no such bias; denoising uses it.
     """
 
-    def __init__(self, window_size: int = 11, sigma: float = 1.5, padding: Padding = "zero") -> None:
+    def __init__(self, window_size: int = 11, sigma: float = 1.5, padding: Literal["zero", "valid"] = "zero") -> None:
         super().__init__()
         if window_size < 3 or window_size % 2 == 0:
             raise ValueError(f"SSIM window_size must be odd and >= 3, got {window_size}")

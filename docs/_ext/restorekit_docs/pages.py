@@ -818,7 +818,7 @@ def reproduce_section(payload: Mapping[str, Any] | None) -> str:
                 out.append(_dt_sv_gap(study))
         elif study.get("figure"):
             caption = md_text(study["title"])
-            out.append(f"```{{figure}} /_static/{FIGURES}/{study['figure']}\n:alt: {caption}\n:width: 100%\n\n{caption}\n```\n")
+            out.append(f"```{{figure}} /_static/reproduce/{study['figure']}\n:alt: {caption}\n:width: 100%\n\n{caption}\n```\n")
         snapshots = study.get("snapshots")
         if snapshots:
             out.append(
