@@ -93,6 +93,16 @@ def test_median_filter_is_exact():
     np.testing.assert_array_equal(out, np.median(windows, axis=(-2, -1)).astype(np.uint8))
 
 
+def test_median_filter_on_parallel_channels_equals_one_opencv_call(monkeypatch):
+    import cv2
+
+    image = make_photo(2, 160, 200)  # above PARALLEL_MIN_PIXELS: one thread per channel
+    median = restorekit.FILTERS.build({"type": "median", "kernel_size": 31})
+    np.testing.assert_array_equal(median(image), cv2.medianBlur(image, 31))
+    monkeypatch.setattr(cv2, "getNumThreads", lambda: 1)  # runtime.threads: 1 -> one call
+    np.testing.assert_array_equal(median(image), cv2.medianBlur(image, 31))
+
+
 @pytest.mark.parametrize("name", ["median", "gaussian", "mean", "bilateral", "nlm"])
 def test_filters_keep_shape_and_reduce_rain(name):
     clean = make_photo(1, 64, 64)

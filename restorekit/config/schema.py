@@ -196,7 +196,7 @@ class RuntimeConfig:
         "`torch.compile` the backbone and detail block for training (Inductor fuses elementwise work; on a "
         "2-core AVX-512 CPU it measured slower than eager channels-last bf16 for hagg, so it is off by default).",
     )
-    threads: int | None = opt(None, "torch intra-op threads (null: PyTorch's default).", min=1)
+    threads: int | None = opt(None, "torch intra-op threads, and OpenCV's for the soft labels (null: their defaults).", min=1)
     work_dir: str | None = opt(None, "Run folder for checkpoints, logs and samples (null: runs/<config name>).")
 
 

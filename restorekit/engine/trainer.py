@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from rich.console import Console
@@ -157,6 +158,7 @@ class Trainer:
         cfg = self.config
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
+            cv2.setNumThreads(cfg.runtime.threads)  # the soft-label filters' threads
         self.dist.start(self.device)
         with self.dist.main_first():
             latest = self._prepare_work_dir()

@@ -8,6 +8,9 @@ OpenCV's median is exact and about 1000× faster than a tensor median at kernel 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -15,6 +18,28 @@ from ..registries import FILTERS
 from .base import SoftLabelFilter, check_odd_kernel
 
 __all__ = ["MedianFilter", "GaussianFilter", "MeanFilter", "BilateralFilter", "NonLocalMeansFilter"]
+
+
+#: Below this many pixels a photo's channels are filtered in one call: threads would cost more than they save.
+PARALLEL_MIN_PIXELS = 128 * 128
+_channel_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _channels_in_parallel(image: np.ndarray, per_channel) -> np.ndarray:
+    """Apply a single-channel OpenCV call to each channel on its own thread.
+
+    OpenCV's median runs one thread per call, and releases the GIL: three channels on three
+    threads use every core (1.9× faster on 2 cores, ``tools/benchmark.py --only soft_label``).
+    ``cv2.setNumThreads(1)`` (what ``runtime.threads: 1`` sets) keeps it to one thread. The pool
+    is made per process, so a forked data-loader worker gets its own.
+    """
+    global _channel_pool
+    threads = min(image.shape[2], cv2.getNumThreads(), os.cpu_count() or 1)
+    if threads <= 1 or image.shape[0] * image.shape[1] < PARALLEL_MIN_PIXELS:
+        return per_channel(image)
+    if _channel_pool is None or _channel_pool[0] != os.getpid():
+        _channel_pool = (os.getpid(), ThreadPoolExecutor(max_workers=3, thread_name_prefix="restorekit-filter"))
+    return cv2.merge(list(_channel_pool[1].map(per_channel, cv2.split(image))))
 
 
 @FILTERS.register("median")
@@ -30,7 +55,7 @@ class MedianFilter(SoftLabelFilter):
         self.kernel_size = kernel_size
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        return cv2.medianBlur(image, self.kernel_size)
+        return _channels_in_parallel(image, lambda channels: cv2.medianBlur(channels, self.kernel_size))
 
 
 @FILTERS.register("gaussian")
