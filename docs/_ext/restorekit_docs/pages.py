@@ -538,8 +538,17 @@ def benchmark_tables(bench: Mapping[str, Any]) -> str:
         f"Measured by `tools/benchmark.py` on {md_text(str(env.get('cpu', '?')))} ({env.get('threads', '?')} threads, "
         f"torch {env.get('torch', '?')}, native bf16: {'yes' if env.get('bf16_native') else 'no'}, "
         f"device {env.get('device', 'cpu')}). The two modes of each row were timed alternately; "
-        "ΔPSNR-Y is the optimized mode's score minus fp32's on the demo test pairs.\n"
+        "ΔPSNR-Y is the optimized mode's score minus fp32's on the demo test pairs."
     )
+    load = env.get("load_before"), env.get("load_after")
+    if all(load) and max(load[0][0], load[1][0]) > 1.5:
+        out[-1] += (
+            f" The machine was shared (1-minute load average {load[0][0]:.1f} before, {load[1][0]:.1f} after): absolute "
+            "times are inflated, and only the ratios, timed alternately, carry over."
+        )
+    for note in bench.get("notes", []):
+        out[-1] += " " + md_text(str(note)[0].upper() + str(note)[1:]) + "."
+    out[-1] += "\n"
     rows = []
     for name, r in bench.get("inference", {}).items():
         mode = r.get("mode", {})
