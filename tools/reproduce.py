@@ -190,7 +190,9 @@ def load_study(path: Path) -> Study:
 
 
 def load_studies(folder: Path = STUDIES) -> dict[str, Study]:
-    studies = {p.stem: load_study(p) for p in sorted(folder.glob("*.yaml"))}
+    loaded = [load_study(p) for p in sorted(folder.glob("*.yaml"))]
+    # Tables first, then the figure, then the gallery: the order of the docs page.
+    studies = {s.name: s for s in sorted(loaded, key=lambda s: (KINDS.index(s.kind), s.name))}
     rows = {r.key: r for s in studies.values() for r in s.rows}
     for row in rows.values():
         if row.same_as and (row.same_as not in rows or rows[row.same_as].same_as):
@@ -321,10 +323,10 @@ def train_command(row: Row, args: argparse.Namespace, threads: int) -> list[str]
     return cmd
 
 
-def _write_json_atomic(path: Path, payload: Any) -> None:
+def _write_json_atomic(path: Path, payload: Any, sort_keys: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -576,7 +578,7 @@ def render(all_studies: dict[str, Study], args: argparse.Namespace) -> dict[str,
             info["figure"] = _publish_picture(demo_pairs[0], figures / f"{study.name}.jpg")
         payload["studies"][study.name] = info
     target = Path(args.json) if args.json else DOCS_JSON
-    _write_json_atomic(target, payload)
+    _write_json_atomic(target, payload, sort_keys=False)  # the studies in page order
     print(f"wrote {target}", flush=True)
     return payload
 
