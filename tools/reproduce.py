@@ -361,7 +361,8 @@ def run_row(row: Row, args: argparse.Namespace, threads: int) -> dict[str, Any]:
         "jobs": max(1, args.jobs),
         "iters": config["train"]["iters"],
         "batch": [config["data"]["batch_size"], config["data"]["crop_size"]],
-        "wall_s": round(wall, 1),
+        "wall_s": round(wall, 1),  # of this invocation only: a resumed row's earlier part is not counted
+        "resumed": "--resume" in cmd,
         "budget_minutes": row.budget_minutes,
         "eval": json.loads((work / "eval.json").read_text(encoding="utf-8")),
     }
