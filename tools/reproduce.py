@@ -557,6 +557,7 @@ def render(all_studies: dict[str, Study], args: argparse.Namespace) -> dict[str,
                     smoke=result["smoke"],
                     data=result["data"],
                     jobs=result.get("jobs", 1),
+                    resumed=result.get("resumed", False),
                 )
             entries.append(entry)
         info: dict[str, Any] = {

@@ -775,6 +775,8 @@ def reproduce_table(study: Mapping[str, Any]) -> str:
     for entry in study["rows"]:
         psnr, ssim = _scores(entry.get("metrics"))
         wall = f"{entry['wall_s'] / 60:.1f}" if "wall_s" in entry else ""
+        if wall and entry.get("resumed"):
+            wall += " (resumed: the last part only)"
         paper = "" if entry.get("baseline") else md_text(str(entry.get("paper") or "—"), in_table=True)
         rows.append([md_text(entry["label"], in_table=True), psnr, ssim, paper, _budget(entry), wall])
     headers = ["", "PSNR-Y (dB)", "SSIM-Y", "paper: SSIM / PSNR", "iterations × batch", "minutes"]
