@@ -217,20 +217,10 @@ def select(studies: dict[str, Study], names: list[str]) -> list[Study]:
 
 
 # --------------------------------------------------------------------------- data
-def _resize_long_side(image: np.ndarray, side: int) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = side / max(h, w)
-    if scale >= 1:
-        return image
-    return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-
-
 def prepare(source: Path, out: Path, side: int = PREPARED_SIDE) -> dict[str, Any]:
     """Split ``source/clean`` (and ``source/real_rain_train``) and render rain; returns the manifest."""
     from restorekit.data.demo import TASKS
-    from restorekit.data.io import list_images, read_image, write_image
+    from restorekit.data.io import downscale_long_side, list_images, read_image, write_image
     from restorekit.registries import SYNTHESIZERS
 
     clean_dir = source / "clean"
@@ -247,15 +237,15 @@ def prepare(source: Path, out: Path, side: int = PREPARED_SIDE) -> dict[str, Any
     rest = [p for p in photos if p not in test]
     sources, backgrounds = rest[0::2], rest[1::2]
     for i, path in enumerate(sources):
-        clean = _resize_long_side(read_image(path), side)
+        clean = downscale_long_side(read_image(path), side)
         rainy = train_synth(clean, np.random.default_rng([rain.train.seed, i]))
         write_image(data / "rain" / "rainy" / f"{path.stem}.png", rainy)
         write_image(data / "rain" / "paired" / "rain" / f"{path.stem}.png", rainy)
         write_image(data / "rain" / "paired" / "gt" / f"{path.stem}.png", clean)
     for path in backgrounds:
-        write_image(data / "rain" / "clean" / f"{path.stem}.png", _resize_long_side(read_image(path), side))
+        write_image(data / "rain" / "clean" / f"{path.stem}.png", downscale_long_side(read_image(path), side))
     for i, path in enumerate(test):
-        clean = _resize_long_side(read_image(path), side)
+        clean = downscale_long_side(read_image(path), side)
         rainy = test_synth(clean, np.random.default_rng([rain.tests["test"].seed, i]))
         write_image(data / "rain" / "test" / "rain" / f"{path.stem}.png", rainy)
         write_image(data / "rain" / "test" / "gt" / f"{path.stem}.png", clean)
@@ -273,7 +263,7 @@ def prepare(source: Path, out: Path, side: int = PREPARED_SIDE) -> dict[str, Any
         held_out = real[GALLERY_EVERY // 2 :: GALLERY_EVERY]
         for path in real:
             group = "held_out" if path in held_out else "train"
-            write_image(data / "real_rain" / group / f"{path.stem}.png", _resize_long_side(read_image(path), side))
+            write_image(data / "real_rain" / group / f"{path.stem}.png", downscale_long_side(read_image(path), side))
         manifest["real_rain"] = {"train": [p.name for p in real if p not in held_out], "held_out": [p.name for p in held_out]}
     (data / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
@@ -316,8 +306,7 @@ def result_path(out: Path, row: Row) -> Path:
     return out / "results" / row.study / f"{row.name}.json"
 
 
-def train_command(row: Row, args: argparse.Namespace, threads: int) -> list[str]:
-    overrides = row_overrides(row, args, threads)
+def train_command(row: Row, args: argparse.Namespace, overrides: dict[str, Any]) -> list[str]:
     cmd = [sys.executable, "-m", "restorekit", "train", row.config, "--work-dir", str(run_dir(Path(args.out), row))]
     cmd += [f"{k}={_yaml_value(v)}" for k, v in overrides.items()]
     return cmd
@@ -336,7 +325,8 @@ def run_row(row: Row, args: argparse.Namespace, threads: int) -> dict[str, Any]:
     if done.is_file() and not args.force:
         return json.loads(done.read_text(encoding="utf-8"))
     work = run_dir(out, row)
-    cmd = train_command(row, args, threads)
+    overrides = row_overrides(row, args, threads)
+    cmd = train_command(row, args, overrides)
     if (work / "checkpoints" / "latest").is_file() and not args.force:
         cmd.append("--resume")
     shown = " ".join(shlex.quote(str(c)) for c in cmd[1:]).replace(str(ROOT) + "/", "")
@@ -353,7 +343,7 @@ def run_row(row: Row, args: argparse.Namespace, threads: int) -> dict[str, Any]:
         "row": row.key,
         "label": row.label,
         "config": row.config,
-        "overrides": {k: v for k, v in row_overrides(row, args, threads).items() if k != "runtime.threads"},
+        "overrides": {k: v for k, v in overrides.items() if k != "runtime.threads"},
         "command": f"restorekit train {row.config} " + " ".join(f"{k}={_yaml_value(v)}" for k, v in row.overrides.items()),
         "data": _data_mode(args),
         "smoke": bool(args.smoke),
@@ -644,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
                 for study in chosen:
                     for row in study.rows:
                         if not row.same_as:
-                            print(" ".join(shlex.quote(c) for c in train_command(row, args, threads)[1:]))
+                            cmd = train_command(row, args, row_overrides(row, args, threads))
+                            print(" ".join(shlex.quote(c) for c in cmd[1:]))
                 return 0
             return run(chosen, studies, args)
         payload = render(studies, args)

@@ -290,6 +290,8 @@ def _load_photo(data_dir: Path, name: str) -> np.ndarray:
     """A bundled photo as H×W×3 uint8 RGB, its long side at most :data:`MAX_SIDE`."""
     import cv2
 
+    from .io import downscale_long_side
+
     path = data_dir / _BUNDLED_FILES[name]
     if not path.is_file():
         raise DataError(
@@ -300,12 +302,7 @@ def _load_photo(data_dir: Path, name: str) -> np.ndarray:
     if image is None:
         raise DataError(f"cannot decode scikit-image's sample photo {path}")
     image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    height, width = image.shape[:2]
-    if max(height, width) > MAX_SIDE:
-        scale = MAX_SIDE / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(image)
+    return np.ascontiguousarray(downscale_long_side(image, MAX_SIDE))
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "decode_image",
     "read_image",
     "write_image",
+    "downscale_long_side",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -303,3 +304,13 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def downscale_long_side(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink ``image`` (area-averaged) so that its long side is at most ``max_side``; smaller ones are returned as they are."""
+    height, width = image.shape[:2]
+    if max(height, width) <= max_side:
+        return image
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
