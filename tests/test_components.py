@@ -28,37 +28,31 @@ def test_pixel_losses_are_zero_on_identical_images(name):
     assert float(loss(x, 1 - x)) > 0
 
 
-def test_ssim_matches_a_direct_2d_gaussian_window_with_zero_padding():
-    """The authors' SSIM: an 11×11 window, σ 1.5, conv2d with zero padding, mean of the map."""
-    x, y = torch.rand(2, 3, 30, 34), torch.rand(2, 3, 30, 34)
+def _direct_ssim(x, y, padding: int):
+    """SSIM written out with one 11×11 Gaussian window (σ 1.5) and a plain conv2d: the reference."""
     g = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
     g = g / g.sum()
     w = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
 
     def blur(t):
-        return F.conv2d(t, w, padding=5, groups=3)
+        return F.conv2d(t, w, padding=padding, groups=3)
 
     mx, my = blur(x), blur(y)
     sx, sy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
     c1, c2 = 0.01**2, 0.03**2
-    ref = ((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sx + sy + c2))).mean()
-    torch.testing.assert_close(ssim(x, y), ref, rtol=1e-5, atol=1e-6)
+    return ((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sx + sy + c2))).mean()
+
+
+def test_ssim_matches_a_direct_2d_gaussian_window_with_zero_padding():
+    """The authors' SSIM: an 11×11 window, σ 1.5, conv2d with zero padding, mean of the map."""
+    x, y = torch.rand(2, 3, 30, 34), torch.rand(2, 3, 30, 34)
+    torch.testing.assert_close(ssim(x, y), _direct_ssim(x, y, padding=5), rtol=1e-5, atol=1e-6)
 
 
 def test_valid_ssim_is_the_mean_over_interior_windows():
     x, y = torch.rand(1, 3, 30, 34), torch.rand(1, 3, 30, 34)
-    g = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
-    g = g / g.sum()
-    w = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
-
-    def blur(t):
-        return F.conv2d(t, w, groups=3)  # no padding: 20×24 interior windows
-
-    mx, my = blur(x), blur(y)
-    sx, sy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    ref = ((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sx + sy + c2))).mean()
-    torch.testing.assert_close(ssim(x, y, padding="valid"), ref, rtol=1e-5, atol=1e-6)
+    # No padding: the 20×24 windows that lie inside the image.
+    torch.testing.assert_close(ssim(x, y, padding="valid"), _direct_ssim(x, y, padding=0), rtol=1e-5, atol=1e-6)
     assert float(restorekit.LOSSES.build({"type": "ssim", "padding": "valid"})(x, x)) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="at least 11"):
         ssim(x[..., :8, :8], y[..., :8, :8], padding="valid")

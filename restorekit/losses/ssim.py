@@ -30,6 +30,11 @@ def _blur(x: Tensor, kernel: Tensor, padding: Literal["zero", "valid"] = "zero")
     return F.conv2d(x, ky, padding=(pad, 0), groups=c)
 
 
+def _check_padding(padding: str) -> None:
+    if padding not in ("zero", "valid"):
+        raise ValueError(f"SSIM padding must be 'zero' or 'valid', got {padding!r}")
+
+
 def ssim(
     x: Tensor,
     y: Tensor,
@@ -45,8 +50,7 @@ def ssim(
     """
     if x.shape != y.shape:
         raise ValueError(f"SSIM needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if padding not in ("zero", "valid"):
-        raise ValueError(f"SSIM padding must be 'zero' or 'valid', got {padding!r}")
+    _check_padding(padding)
     if padding == "valid" and min(x.shape[-2:]) < window_size:
         raise ValueError(f"SSIM with valid padding needs images of at least {window_size}² pixels, got {tuple(x.shape[-2:])}")
     # Variances are differences of large products (E[x²] - E[x]²) and cancel catastrophically
@@ -89,8 +93,7 @@ class SSIMLoss(nn.Module):
             raise ValueError(f"SSIM window_size must be odd and >= 3, got {window_size}")
         if sigma <= 0:
             raise ValueError(f"SSIM sigma must be positive, got {sigma}")
-        if padding not in ("zero", "valid"):
-            raise ValueError(f"SSIM padding must be 'zero' or 'valid', got {padding!r}")
+        _check_padding(padding)
         self.window_size = window_size
         self.sigma = sigma
         self.padding = padding
