@@ -183,6 +183,19 @@ def test_ddn_eval_is_deterministic_and_batch_independent():
     torch.testing.assert_close(alone, a[:1])
 
 
+def test_ddn_head_gamma_sets_the_starting_residual_scale():
+    # In training mode the last BatchNorm normalises each channel of the batch, so the residual's
+    # standard deviation starts at exactly γ: 1 (the authors') or a small value near the identity.
+    x = torch.rand(4, 3, 24, 24)
+    for gamma in (1.0, 0.05):
+        residual = build("ddn", **TINY["ddn"], head_gamma=gamma).train()(x)
+        std = residual.transpose(0, 1).reshape(3, -1).std(dim=1, unbiased=False)
+        torch.testing.assert_close(std, torch.full((3,), gamma), rtol=1e-3, atol=1e-4)
+    assert torch.equal(build("ddn", **TINY["ddn"], head_gamma=0.0).train()(x), torch.zeros_like(x))
+    with pytest.raises(ValueError, match="head_gamma"):
+        build("ddn", head_gamma=-0.1)
+
+
 def test_ddn_train_mode_uses_batch_statistics():
     model = build("ddn", **TINY["ddn"]).train()
     before = model.stem[1].running_mean.clone()
