@@ -54,7 +54,7 @@ def test_every_row_is_a_valid_config(row, tmp_path):
     """A typo in a row's overrides must fail here, not an hour into the study."""
     args = argparse.Namespace(out=str(tmp_path), demo=True, smoke=False)
     overrides = reproduce.row_overrides(row, args, threads=1)
-    load_config(ROOT / row.config, [f"{k}={reproduce._yaml_value(v)}" for k, v in overrides.items()])
+    load_config(ROOT / row.config, reproduce.override_args(overrides))
 
 
 def test_table_vi_covers_every_published_backbone():

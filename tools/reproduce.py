@@ -298,6 +298,11 @@ def _yaml_value(value: Any) -> str:
     return value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+def override_args(overrides: dict[str, Any]) -> list[str]:
+    """``key=value`` command-line overrides, values in flow YAML (what ``restorekit train`` parses)."""
+    return [f"{k}={_yaml_value(v)}" for k, v in overrides.items()]
+
+
 def run_dir(out: Path, row: Row) -> Path:
     return out / "runs" / row.study / row.name
 
@@ -308,7 +313,7 @@ def result_path(out: Path, row: Row) -> Path:
 
 def train_command(row: Row, args: argparse.Namespace, overrides: dict[str, Any]) -> list[str]:
     cmd = [sys.executable, "-m", "restorekit", "train", row.config, "--work-dir", str(run_dir(Path(args.out), row))]
-    cmd += [f"{k}={_yaml_value(v)}" for k, v in overrides.items()]
+    cmd += override_args(overrides)
     return cmd
 
 
@@ -344,7 +349,7 @@ def run_row(row: Row, args: argparse.Namespace, threads: int) -> dict[str, Any]:
         "label": row.label,
         "config": row.config,
         "overrides": {k: v for k, v in overrides.items() if k != "runtime.threads"},
-        "command": f"restorekit train {row.config} " + " ".join(f"{k}={_yaml_value(v)}" for k, v in row.overrides.items()),
+        "command": " ".join(["restorekit", "train", row.config, *override_args(row.overrides)]),
         "data": _data_mode(args),
         "smoke": bool(args.smoke),
         "threads": threads,
