@@ -89,6 +89,19 @@ def good_png(seed: int = 0, size: tuple[int, int] = (48, 48)) -> bytes:
     return encode(".png", np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8))
 
 
+def test_write_image_jpeg_quality_trades_size_for_fidelity(tmp_path):
+    image = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    rkio.write_image(tmp_path / "low.jpg", image, jpeg_quality=20)
+    rkio.write_image(tmp_path / "high.jpg", image, jpeg_quality=95)
+    rkio.write_image(tmp_path / "default.jpg", image)  # OpenCV's default is 95
+    assert (tmp_path / "low.jpg").stat().st_size < (tmp_path / "high.jpg").stat().st_size
+    assert (tmp_path / "default.jpg").read_bytes() == (tmp_path / "high.jpg").read_bytes()
+    error = {q: np.abs(read_image(tmp_path / f"{q}.jpg").astype(int) - image).mean() for q in ("low", "high")}
+    assert error["high"] < error["low"]
+    rkio.write_image(tmp_path / "lossless.png", image, jpeg_quality=20)  # ignored for PNG
+    assert np.array_equal(read_image(tmp_path / "lossless.png"), image)
+
+
 # --------------------------------------------------------------------------- odd but valid files
 def test_grayscale_expands_to_three_equal_channels():
     out = decode_image(encode(".png", RGB[..., 0]))

@@ -501,16 +501,9 @@ def _baseline_entries(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _publish_picture(source: Path, target: Path) -> str:
     """Copy a picture for the docs as a JPEG (residual textures make PNGs of ~0.7 MB); returns its name."""
-    import cv2
+    from restorekit.data.io import read_image, write_image
 
-    from restorekit.data.io import read_image
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    image = read_image(source)
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
-    if not ok:
-        raise RuntimeError(f"could not encode {source} as JPEG")
-    target.write_bytes(data.tobytes())
+    write_image(target, read_image(source), jpeg_quality=88)
     return target.name
 
 

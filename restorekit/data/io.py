@@ -286,13 +286,17 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(read_bytes(path), shown_path(path))
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write an H×W×3 uint8 RGB image atomically (format from the extension, PNG recommended)."""
+def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int | None = None) -> None:
+    """Write an H×W×3 uint8 RGB image atomically (format from the extension, PNG recommended).
+
+    ``jpeg_quality`` (1-100) applies to ``.jpg``/``.jpeg`` files; None keeps OpenCV's default (95).
+    """
     path = Path(path)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 uint8 RGB image, got {image.dtype} {image.shape}")
     ext = path.suffix.lower() or ".png"
-    ok, encoded = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if jpeg_quality is not None and ext in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise DataError(f"{shown_path(path)}: OpenCV cannot encode images as {ext}")
     path.parent.mkdir(parents=True, exist_ok=True)
