@@ -79,7 +79,7 @@ _EXTERNAL = (
     r"|safetensors(\..*)?|onnx(\..*)?|onnxruntime(\..*)?|argparse\..*|pathlib\..*|Path|typing\..*|collections\..*"
     r"|contextlib\..*|importlib\..*|dataclasses\..*|logging\..*|enum\..*|os\..*|io\..*|abc\..*|concurrent\..*"
     r"|threading\..*|multiprocessing\..*|subprocess\..*|types\..*|datetime\..*|random\..*|inspect\..*|re\..*"
-    r"|Any|Callable|Iterable|Iterator|Mapping|Sequence|Generator|Literal|TypeVar|ParamConvention|Spec|T"
+    r"|Any|Callable|Iterable|Iterator|Mapping|Sequence|Generator|Literal|TypeVar|ParamConvention|Spec|FolderKind|Progress|T"
     r"|int|float|str|bool|bytes|dict|list|tuple|set|frozenset|object|type|None|NoneType|Ellipsis"
     r"|Exception|ValueError|TypeError|KeyError|RuntimeError|OSError|FileNotFoundError|ImportError"
     r"|PermissionError|MemoryError|ArithmeticError|IndexError|AttributeError|NotImplementedError"

@@ -30,12 +30,12 @@ import yaml
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))  # run from a checkout
 
-from restorekit.data.datasets import PairedSet  # noqa: E402
 from restorekit.data.demo import resolve_demo  # noqa: E402
 from restorekit.data.io import read_image, write_image  # noqa: E402
-from restorekit.engine.checkpoint import load_model  # noqa: E402
+from restorekit.data.pairs import PairedSet  # noqa: E402
 from restorekit.inference import Restorer  # noqa: E402
 from restorekit.metrics import psnr, y_channel  # noqa: E402
+from restorekit.model_file import load_model  # noqa: E402
 from restorekit.registries import FILTERS  # noqa: E402
 
 HEADER = 40  # pixels of white above each panel for its two label lines

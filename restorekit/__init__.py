@@ -15,6 +15,7 @@ from .registries import (
     DETAIL_BLOCKS,
     FILTERS,
     LOSSES,
+    METHODS,
     REGISTRIES,
     SCHEDULERS,
     SYNTHESIZERS,
@@ -25,6 +26,7 @@ from .registry import Registry
 __version__ = "0.1.0"
 
 __all__ = [
+    "METHODS",
     "BACKBONES",
     "DETAIL_BLOCKS",
     "FILTERS",

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst", help="output model file (.safetensors) or folder")
 
     p = sub.add_parser("list", help="list registered names of a kind, one per line")
-    p.add_argument("kind", help="backbones, detail_blocks, filters, losses, schedulers or synthesizers")
+    p.add_argument("kind", help="methods, backbones, detail_blocks, filters, losses, schedulers or synthesizers")
     p.add_argument("pattern", nargs="?", help="wildcard, e.g. 'pre*'")
 
     p = sub.add_parser("info", help="show where a registered name comes from and its arguments")
@@ -170,17 +170,16 @@ def _cmd_print_config(args: argparse.Namespace, console: Console) -> int:
 
 
 def _load_restorer(args: argparse.Namespace):
-    from .engine.checkpoint import load_model
-    from .engine.device import resolve_device
+    from .device import fast_precision, resolve_device
     from .inference import Restorer
+    from .model_file import load_model
 
     device = resolve_device(args.device)
     loaded = load_model(args.checkpoint, device)
     precision, channels_last, compile_ = args.precision, args.channels_last, args.compile
-    if args.fast:
-        from .engine.device import bf16_is_fast
-
-        precision = "bf16" if bf16_is_fast(device) else precision
+    if args.fast:  # bf16 where it is native (else the --precision asked for), channels-last on a CPU, compiled
+        if fast_precision(device) == "bf16":
+            precision = "bf16"
         channels_last = channels_last or device.type == "cpu"
         compile_ = True
     restorer = Restorer(
@@ -192,9 +191,9 @@ def _load_restorer(args: argparse.Namespace):
 def _cmd_test(args: argparse.Namespace, console: Console) -> int:
     import json
 
-    from .data.build import resolve_folder
-    from .data.datasets import PairedSet
+    from .data.demo import resolve_folder
     from .data.io import write_image
+    from .data.pairs import PairedSet
     from .evaluation import evaluate, results_table
 
     several = len(args.data) > 1
@@ -280,8 +279,8 @@ def _cmd_restore(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_export(args: argparse.Namespace, console: Console) -> int:
-    from .engine.checkpoint import load_model
     from .export import check_onnx, export_onnx
+    from .model_file import load_model
 
     loaded = load_model(args.checkpoint, "cpu")
     path = export_onnx(loaded.backbone, args.output, opset=args.opset)

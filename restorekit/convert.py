@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from .engine.checkpoint import save_model
 from .errors import CheckpointError, did_you_mean
+from .model_file import save_model
 
 __all__ = ["FORMATS", "convert", "rain_over_me_state"]
 

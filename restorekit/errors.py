@@ -18,6 +18,7 @@ __all__ = [
     "ImageReadError",
     "DataError",
     "CheckpointError",
+    "CheckpointWriteError",
     "TrainingError",
     "did_you_mean",
 ]
@@ -94,3 +95,10 @@ def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
 
 class TrainingError(RestorekitError):
     """A run cannot go on (a NaN loss, an existing run folder); the message says what to do."""
+
+
+class CheckpointWriteError(CheckpointError, TrainingError):
+    """A model file or checkpoint could not be written (a full disk, a read-only folder).
+
+    It is a :class:`TrainingError` too: the run failed, the input was fine (exit status 1).
+    """

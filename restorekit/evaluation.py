@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Callable
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.datasets import PairedSet
+from . import _atomic
+from .data.pairs import PairedSet
 from .metrics import ImageScores, score_pair
 
 __all__ = ["EvalResult", "evaluate", "results_table", "METRIC_KEYS"]
@@ -36,18 +38,21 @@ class EvalResult:
         return out
 
     def write_csv(self, path: str | Path) -> None:
+        """Per-image scores, one row per image (written atomically)."""
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(["image", *METRIC_KEYS])
+        for name, scores in self.per_image:
+            writer.writerow([name, *(f"{v:.6f}" for v in asdict(scores).values())])
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["image", *METRIC_KEYS])
-            for name, scores in self.per_image:
-                writer.writerow([name, *(f"{v:.6f}" for v in asdict(scores).values())])
+        _atomic.write_text(path, text.getvalue())
 
     def write_json(self, path: str | Path) -> None:
+        """The mean scores as JSON (written atomically)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.means, indent=2) + "\n", encoding="utf-8")
+        _atomic.write_text(path, json.dumps(self.means, indent=2) + "\n")
 
 
 def evaluate(

@@ -7,7 +7,7 @@ every other mode is compared against):
 * ``precision="bf16"``: bfloat16 autocast (convolutions in bf16; the input, the final
   ``x - residual`` and anything the autocast policy keeps in fp32 stay fp32). Fast on CPUs
   with AVX-512 BF16 or AMX and on recent GPUs; elsewhere it is emulated and slow
-  (:func:`restorekit.engine.device.bf16_is_fast` tells).
+  (:func:`restorekit.device.bf16_is_fast` tells).
 * ``compile``: ``torch.compile`` with weight freezing, which lets Inductor fold the weights
   into constants, pre-pack them for oneDNN and fuse ReLU, additions and the like into the
   convolutions. The first image of each size pays the compilation (seconds to a minute); the
@@ -19,10 +19,9 @@ not the image border; only the core of each restored window is kept. A kept pixe
 a window edge, so tiled and whole-image restoration agree to rounding, while memory holds one
 window's activations instead of the whole image's. Windows are moved inwards at the image
 border rather than shrunk, so every window of an image has the same shape (one compiled graph).
-Measured for the published hagg, a 4000×3000 photo and ``tile=512`` (fp32, channels-last, one
-thread): the process peaks at about 545 MiB, of which importing torch is 218 MiB, the photo and
-its result 34 MiB each, and one 574×574 window's activations and buffers most of the rest;
-``compile=True`` adds about 170 MiB (Inductor and the compiled graph), peaking at about 720 MiB.
+A tiled restore of a large photo holds the photo and its result as uint8 and one window's
+activations, never a full-size float copy; ``tools/benchmark.py --only tiled`` measures the
+peak memory on a machine.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine.device import autocast, bf16_is_fast, compile_for_inference, resolve_precision
+from .device import autocast, bf16_is_fast, compile_for_inference, resolve_precision
 from .models.contract import run_backbone
 
 __all__ = ["Restorer", "to_tensor", "to_uint8", "plan_axis", "Window", "restore_files", "FileResult"]

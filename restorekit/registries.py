@@ -14,6 +14,7 @@ from typing import Any
 from .registry import Registry
 
 __all__ = [
+    "METHODS",
     "BACKBONES",
     "DETAIL_BLOCKS",
     "FILTERS",
@@ -75,6 +76,9 @@ def _class_contract(base_path: str):
     return check
 
 
+METHODS = Registry(
+    "method", group="restorekit.methods", contract=_class_contract("restorekit.methods.base:Method")
+)
 BACKBONES = Registry(
     "backbone", group="restorekit.backbones", contract=_class_contract("torch.nn:Module"), instance_check=_is_module
 )
@@ -105,6 +109,7 @@ SYNTHESIZERS = Registry(
 
 #: Registries by plural name, as the command line and the docs address them.
 REGISTRIES: dict[str, Registry] = {
+    "methods": METHODS,
     "backbones": BACKBONES,
     "detail_blocks": DETAIL_BLOCKS,
     "filters": FILTERS,
@@ -128,6 +133,10 @@ def get_registry(kind: str) -> Registry:
 
 # --------------------------------------------------------------------------- built-in tables
 _BUILTINS: dict[Registry, dict[str, str]] = {
+    METHODS: {
+        "dt": "restorekit.methods.dt:Distillation",
+        "sv": "restorekit.methods.sv:Supervised",
+    },
     BACKBONES: {
         "hagg": "restorekit.models.hagg:HAgg",
         "ddn": "restorekit.models.ddn:DDN",

@@ -35,6 +35,7 @@ from .errors import (
     ConfigError,
     PluginLoadError,
     RegistryError,
+    RestorekitError,
     UnknownNameError,
     did_you_mean,
 )
@@ -442,11 +443,18 @@ class Registry:
     def build(self, spec: Any, *, path: str = "", **defaults: Any) -> Any:
         """Make an object from ``{"type": name, **kwargs}`` (or a bare name).
 
-        ``defaults`` fill arguments the spec does not give, e.g. ``in_channels=3``.
+        ``defaults`` fill arguments the spec does not give, e.g. ``in_channels=3``. A
+        constructor that refuses its arguments (``ValueError`` or ``TypeError``: an even median
+        kernel, a negative width) fails as a :class:`ConfigError` naming ``path``.
         """
         name, kwargs = self._split_spec(spec, path)
         obj, checked = self.resolve({"type": name, **{**defaults, **kwargs}}, path=path)
-        instance = obj(**checked)
+        try:
+            instance = obj(**checked)
+        except RestorekitError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(str(exc), path=path or None) from exc
         if self._instance_check is not None:
             problem = self._instance_check(instance)
             if problem:

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 import restorekit
 from restorekit.models.contract import Restoration, count_parameters, run_backbone
 
-# name -> (published count, convention), from architectures.md / DESIGN.md §3.
+# name -> (published count, convention), as the docs' model zoo gives them (read from each paper's official model).
 PUBLISHED = {
     "ddn": (58_175, "trainable+bn_stats"),
     "prenet": (168_963, "trainable"),

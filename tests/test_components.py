@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 import restorekit
-from restorekit.filters.cache import SoftLabelCache, content_digest
+from restorekit.data.io import content_digest
+from restorekit.methods.soft_labels import SoftLabelCache
 from restorekit.losses.ssim import ssim
 from restorekit.metrics import psnr, score_pair, y_channel
 from restorekit.metrics import ssim as ssim_metric

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from restorekit.config.schema import Config, from_mapping
+from restorekit.config import parse_config
 from restorekit.methods import build_method
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ WORKER = textwrap.dedent(
     """
     import json, sys
     import numpy as np, torch
-    from restorekit.config.schema import Config, from_mapping
+    from restorekit.config import parse_config
     from restorekit.engine.distributed import DistributedContext
     from restorekit.methods import build_method
     sys.path.insert(0, sys.argv[1])
@@ -49,7 +49,7 @@ WORKER = textwrap.dedent(
     ctx = DistributedContext.from_env()
     ctx.start(torch.device("cpu"))
     torch.manual_seed(0)
-    method = build_method(from_mapping(Config, CONFIG))
+    method = build_method(parse_config(CONFIG))
     optimizer = torch.optim.SGD(method.parameters(), lr=LR)
     step = ctx.wrap(method)
     for t in range(1, STEPS + 1):
@@ -78,7 +78,7 @@ def flat_weights(method: torch.nn.Module) -> np.ndarray:
 def _single_process(ranks: list[int]) -> np.ndarray:
     """One process stepping on the given ranks' batches concatenated."""
     torch.manual_seed(0)
-    method = build_method(from_mapping(Config, CONFIG))
+    method = build_method(parse_config(CONFIG))
     optimizer = torch.optim.SGD(method.parameters(), lr=LR)
     for t in range(1, STEPS + 1):
         batches = [make_batch(r, t) for r in ranks]

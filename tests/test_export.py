@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from restorekit.cli import main
-from restorekit.engine.checkpoint import save_model
+from restorekit.model_file import save_model
 from restorekit.export import OnnxExportError, check_onnx, export_onnx
 from restorekit.registries import BACKBONES
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import restorekit
 from restorekit.cli import main
-from restorekit.engine.checkpoint import load_model
+from restorekit.model_file import load_model
 from restorekit.models import count_parameters, run_backbone
 
 
@@ -97,7 +97,7 @@ def authors_state_dict(did: bool = False, seed: int = 0) -> dict[str, torch.Tens
 
 
 def functional_forward(s: dict[str, torch.Tensor], x: torch.Tensor, did: bool = False):
-    """The topology of architectures.md §1.1 evaluated directly on the authors' tensors."""
+    """The authors' topology (docs: model zoo, hagg) evaluated directly on their tensors."""
 
     def conv(name, t, dilation=1):
         return F.conv2d(t, s[f"{name}.weight"], s[f"{name}.bias"], padding=dilation, dilation=dilation)

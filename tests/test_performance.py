@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from restorekit.engine.device import bf16_is_fast, compile_for_training
+from restorekit.device import bf16_is_fast, compile_for_training
 from restorekit.inference import Restorer
 from restorekit.metrics import psnr
 from restorekit.registries import BACKBONES

@@ -13,7 +13,7 @@ import pytest
 from restorekit.cli import main
 from restorekit.config import load_config, parse_override
 from restorekit.data.io import write_image
-from restorekit.engine.checkpoint import save_model
+from restorekit.model_file import save_model
 from restorekit.errors import ConfigError
 from restorekit.registries import BACKBONES
 from restorekit.testing import make_photo
@@ -73,7 +73,7 @@ BAD_OVERRIDES = [
     ("data.batch_size=0", "data.batch_size", "must be >= 1"),
     ("data.on_bad_image=ignore", "data.on_bad_image", "expected one of 'skip', 'stop'"),
     ("data.rainy=/no/such/folder", "data.rainy", "data folder '/no/such/folder' does not exist"),
-    ("method=dtt", "method", "expected one of 'dt', 'sv'"),
+    ("method=dtt", "method", "unknown method 'dtt'. Did you mean 'dt'?"),
     ("backbone.type=hag", "backbone.type", "unknown backbone 'hag'. Did you mean 'hagg'?"),
     ("backbone.num_blocks=3", "backbone", "hagg num_blocks must be an even number >= 2, got 3"),
     ("backbone.chanels=8", "backbone.chanels", "hagg' has no argument 'chanels'. Did you mean 'channels'"),

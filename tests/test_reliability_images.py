@@ -18,18 +18,13 @@ import numpy as np
 import pytest
 
 from restorekit.data import io as rkio
-from restorekit.data.datasets import (
-    PairedSet,
-    PhotoSet,
-    SkipReport,
-    UnpairedBatches,
-    paired_files,
-    skip_summary,
-    unpack_batch,
-)
+from restorekit.data.batches import UnpairedBatches, unpack_batch
+from restorekit.data.pairs import PairedSet, paired_files
+from restorekit.data.photos import PhotoSet
+from restorekit.data.report import SkipReport, skip_summary
 from restorekit.data.io import decode_image, list_images, read_image
 from restorekit.errors import ConfigError, DataError, ImageReadError
-from restorekit.filters.cache import SoftLabelCache
+from restorekit.methods.soft_labels import SoftLabelCache
 from restorekit.registries import FILTERS
 
 RNG = np.random.default_rng(8)

@@ -26,12 +26,13 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 import restorekit.engine.checkpoint as ckpt
-import restorekit.engine.trainer as trainer_module
+import restorekit.model_file as model_file
 from restorekit.cli import main
 from restorekit.config import load_config
 from restorekit.data.io import write_image
 from restorekit.engine.progress import TrainingProgress
 from restorekit.engine.trainer import Trainer
+from restorekit.methods.dt import Distillation
 from restorekit.registries import LOSSES
 from restorekit.testing import make_photo
 
@@ -295,7 +296,7 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, data, capsys):
 def test_disk_full_while_checkpointing_fails_cleanly_and_keeps_the_previous(tmp_path, data, monkeypatch, capsys):
     config = write_config(tmp_path, data)
     work = tmp_path / "run"
-    real_save = ckpt.save_file
+    real_save = model_file.save_file
 
     def full_disk(tensors, filename, metadata=None):
         if "iter_00000004" in str(filename) and "training" in str(filename):
@@ -304,7 +305,7 @@ def test_disk_full_while_checkpointing_fails_cleanly_and_keeps_the_previous(tmp_
             raise OSError(errno.ENOSPC, "No space left on device", filename)
         return real_save(tensors, filename, metadata=metadata)
 
-    monkeypatch.setattr(ckpt, "save_file", full_disk)
+    monkeypatch.setattr(model_file, "save_file", full_disk)
     assert main(["train", str(config), "--work-dir", str(work)]) == 1
     out = capsys.readouterr().out
     assert (
@@ -316,7 +317,7 @@ def test_disk_full_while_checkpointing_fails_cleanly_and_keeps_the_previous(tmp_
     assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["iter_00000002", "latest"]  # no debris
 
     # Renaming into place can fail too (a full metadata area, a vanished mount).
-    monkeypatch.setattr(ckpt, "save_file", real_save)
+    monkeypatch.setattr(model_file, "save_file", real_save)
     real_replace = os.replace
 
     def failing_replace(src, dst):
@@ -339,14 +340,14 @@ def test_disk_full_while_checkpointing_fails_cleanly_and_keeps_the_previous(tmp_
 
 def test_final_model_write_failure_is_a_run_failure(tmp_path, data, monkeypatch, capsys):
     config = write_config(tmp_path, data, iters=2)
-    real_save = ckpt.save_file
+    real_save = model_file.save_file
 
     def full_disk(tensors, filename, metadata=None):
         if ".model.safetensors.tmp" in str(filename) and "checkpoints" not in str(filename):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(tensors, filename, metadata=metadata)
 
-    monkeypatch.setattr(ckpt, "save_file", full_disk)
+    monkeypatch.setattr(model_file, "save_file", full_disk)
     assert main(["train", str(config), "--work-dir", str(tmp_path / "run")]) == 1
     out = capsys.readouterr().out
     assert f"error: could not write {tmp_path / 'run' / 'model.safetensors'} (No space left on device)" in out
@@ -398,14 +399,14 @@ def test_photo_deleted_mid_run_is_skipped_and_summarised(tmp_path, data, monkeyp
     for side in ("rain", "gt"):
         shutil.copytree(data["clean"], pairs / side)
     (pairs / "gt" / "c000.png").write_bytes(b"")
-    build = trainer_module.build_train_batches
+    build = Distillation.training_batches
 
     def build_then_delete(*args, **kwargs):
         made = build(*args, **kwargs)
         (rainy / "r001.png").unlink()  # deleted (or its drive unmounted) once training started
         return made
 
-    monkeypatch.setattr(trainer_module, "build_train_batches", build_then_delete)
+    monkeypatch.setattr(Distillation, "training_batches", build_then_delete)
     overrides = ("data.in_memory=false", "data.batch_size=4", f"data.num_workers={workers}", f"eval.data={pairs}")
     result, out = fit(config, tmp_path / "run", *overrides)
     assert result.iteration == 8 and result.model_path is not None

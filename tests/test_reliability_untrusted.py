@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from restorekit.cli import main
 from restorekit.config import load_config
-from restorekit.engine.checkpoint import load_model, save_model
+from restorekit.model_file import load_model, save_model
 from restorekit.errors import CheckpointError, ConfigError
 from restorekit.registries import BACKBONES
 

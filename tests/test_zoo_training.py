@@ -12,7 +12,7 @@ from rich.console import Console
 
 import restorekit
 from restorekit.config import load_config
-from restorekit.engine.checkpoint import load_model, save_model
+from restorekit.model_file import load_model, save_model
 from restorekit.engine.trainer import Trainer
 from restorekit.testing import make_paired_folder, make_unpaired_folders
 

@@ -55,13 +55,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from restorekit.config import load_config  # noqa: E402
-from restorekit.data.build import resolve_folder  # noqa: E402
-from restorekit.data.datasets import PairedSet, random_crop  # noqa: E402
-from restorekit.engine.device import autocast, bf16_is_fast, to_device_batch  # noqa: E402
+from restorekit.data.batches import PairedBatches  # noqa: E402
+from restorekit.data.demo import resolve_folder  # noqa: E402
+from restorekit.data.pairs import PairedSet  # noqa: E402
+from restorekit.device import bf16_is_fast, fast_precision, to_device_batch  # noqa: E402
+from restorekit.engine.step import OptimisationStep, make_optimizer  # noqa: E402
 from restorekit.inference import Restorer, to_tensor  # noqa: E402
+from restorekit.methods.sv import Supervised  # noqa: E402
 from restorekit.metrics import psnr, y_channel  # noqa: E402
-from restorekit.models.contract import run_backbone  # noqa: E402
-from restorekit.registries import BACKBONES, FILTERS  # noqa: E402
+from restorekit.registries import BACKBONES, FILTERS, LOSSES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BACKBONES = ("hagg", "ddn", "prenet", "prn", "prenet_r", "prn_r", "jordere")
@@ -108,14 +110,14 @@ def load_average() -> list[float] | None:
 def optimized_options(device: torch.device) -> dict[str, Any]:
     """The fastest mode found on the reference CPU (see the module notes); bf16 only where native."""
     return {
-        "precision": "bf16" if bf16_is_fast(device) else "fp32",
+        "precision": fast_precision(device),
         "channels_last": True,
         "compile": True,
     }
 
 
-def demo_pairs(name: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    return PairedSet(resolve_folder(name)).pairs
+def demo_pairs(name: str) -> PairedSet:
+    return PairedSet(resolve_folder(name))
 
 
 def square_photo(pairs: list[tuple[str, np.ndarray, np.ndarray]], size: int) -> np.ndarray:
@@ -136,42 +138,32 @@ SMALL = {  # --quick: small versions of the big networks
 }
 
 
-def fitted_backbone(name: str, args: argparse.Namespace, train_pairs: list, device: torch.device) -> torch.nn.Module:
-    """The backbone, trained for a few seconds on demo pairs (or loaded from ``--checkpoint``)."""
+def fitted_backbone(name: str, args: argparse.Namespace, train_pairs: PairedSet, device: torch.device) -> torch.nn.Module:
+    """The backbone, trained for a few seconds on demo pairs (or loaded from ``--checkpoint``).
+
+    The fit is supervised L1 training through the engine's own optimisation step, in the fast mode.
+    """
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
     if name in checkpoints:
-        from restorekit.engine.checkpoint import load_model
+        from restorekit.model_file import load_model
 
         return load_model(checkpoints[name], device).backbone
     torch.manual_seed(0)
-    backbone = BACKBONES.build({"type": name, **(SMALL.get(name, {}) if args.quick else {})}).to(device)
-    backbone = backbone.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(backbone.parameters(), lr=1e-3)
-    rng = np.random.default_rng(0)
+    backbone = BACKBONES.build({"type": name, **(SMALL.get(name, {}) if args.quick else {})})
+    method = Supervised(backbone, LOSSES.build("l1")).to(device).to(memory_format=torch.channels_last)
     crop, batch_size = (32, 2) if args.quick else (64, 4)
-    precision = "bf16" if bf16_is_fast(device) else "fp32"
-    backbone.train()
+    batches = PairedBatches(train_pairs, crop_size=crop, batch_size=batch_size, flip=True, seed=0)
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+    step = OptimisationStep(
+        method.training_step, method.parameters(), optimizer, device=device, precision=fast_precision(device),
+        channels_last=True,
+    )
+    method.train()
     deadline = time.perf_counter() + args.fit_seconds
-    steps = 0
-    while time.perf_counter() < deadline and steps < args.fit_iters:
-        degraded, clean = [], []
-        for _ in range(batch_size):
-            _, x, y = train_pairs[int(rng.integers(len(train_pairs)))]
-            x, y = random_crop([x, y], crop, rng, flip=True)
-            degraded.append(x)
-            clean.append(y)
-        batch = to_device_batch(
-            {"x": torch.from_numpy(np.stack(degraded)).permute(0, 3, 1, 2), "y": torch.from_numpy(np.stack(clean)).permute(0, 3, 1, 2)},
-            device,
-            channels_last=True,
-        )
-        with autocast(device, precision):
-            restored = run_backbone(backbone, batch["x"]).restored
-        loss = (restored.float() - batch["y"]).abs().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps += 1
+    t = 0
+    while time.perf_counter() < deadline and t < args.fit_iters:
+        t += 1
+        step(batches[t], t)
     return backbone.eval().to(memory_format=torch.contiguous_format)
 
 
@@ -196,7 +188,7 @@ def bench_inference(name: str, args: argparse.Namespace, pairs: dict, device: to
     reference = Restorer(copy.deepcopy(backbone), device)
     options = optimized_options(device)
     optimized = Restorer(copy.deepcopy(backbone), device, **options)
-    photo = to_tensor(square_photo(pairs["test"], args.size), device)
+    photo = to_tensor(square_photo(pairs["test"].pairs, args.size), device)
 
     started = time.perf_counter()
     optimized.restore_tensor(photo)  # compiles for this shape
@@ -212,7 +204,7 @@ def bench_inference(name: str, args: argparse.Namespace, pairs: dict, device: to
     eager_s, optimized_s = median(times["eager"]), median(times["optimized"])
     max_abs = float((reference.restore_tensor(photo) - optimized.restore_tensor(photo)).abs().max())
     # Held-out pairs, resized to the timing size (the compiled graph's shape).
-    test_pairs = resized_pairs(pairs["test"], args.size)
+    test_pairs = resized_pairs(pairs["test"].pairs, args.size)
     psnr_eager = mean_psnr_y(reference, test_pairs)
     psnr_optimized = mean_psnr_y(optimized, test_pairs)
     return {
@@ -242,28 +234,28 @@ def bench_train_step(args: argparse.Namespace, device: torch.device) -> dict[str
         k: torch.randint(0, 256, (batch_size, 3, crop, crop), dtype=torch.uint8, generator=generator)
         for k in ("degraded", "soft_label", "clean")
     }
-    precision = "bf16" if bf16_is_fast(device) else "fp32"
+    precision = fast_precision(device)
 
     def stepper(channels_last: bool, precision: str) -> Callable[[], None]:
+        """The trainer's own optimisation step on this batch, in one mode."""
         torch.manual_seed(0)
         method = build_method(config).to(device)
         if channels_last:
             method = method.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(method.parameters(), lr=1e-4, betas=(0.5, 0.999))
+        optimizer = make_optimizer(method, config.train)
+        step = OptimisationStep(
+            method.training_step, method.parameters(), optimizer, device=device, precision=precision,
+            channels_last=channels_last,
+        )
         t = [0]
 
-        def step() -> None:
+        def timed() -> None:
             t[0] += 1
-            b = to_device_batch(batch, device, channels_last)
-            with autocast(device, precision):
-                out = method.training_step(b, t[0])
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            optimizer.step()
+            step(batch, t[0])
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
-        return step
+        return timed
 
     eager, optimized = stepper(False, "fp32"), stepper(True, precision)
     times = alternate({"eager": eager, "optimized": optimized}, args.repeats, warmup=2)
@@ -351,7 +343,7 @@ def bench_soft_label(args: argparse.Namespace, pairs: dict) -> dict[str, float]:
     import cv2
 
     median_filter = FILTERS.build({"type": "median", "kernel_size": 31})
-    photo = square_photo(pairs["test"], args.size)
+    photo = square_photo(pairs["test"].pairs, args.size)
     times = alternate(
         {"plain": lambda: cv2.medianBlur(photo, 31), "median": lambda: median_filter(photo)}, max(7, args.repeats)
     )
@@ -385,12 +377,12 @@ TILED_CHILD = PEAK_RSS_SOURCE + textwrap.dedent(
     import numpy as np, torch
     sys.path.insert(0, sys.argv[1])
     from restorekit.inference import Restorer
-    from restorekit.engine.device import bf16_is_fast
+    from restorekit.device import fast_precision
     from restorekit.registries import BACKBONES
     height, width, tile = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     torch.manual_seed(0)
     network = BACKBONES.build({"type": "hagg"})
-    precision = "bf16" if bf16_is_fast("cpu") else "fp32"
+    precision = fast_precision("cpu")
     restorer = Restorer(network, precision=precision, channels_last=True, tile=tile)
     restorer.margin  # measure the receptive field before the clock starts
     rows = np.linspace(0, 255, height, dtype=np.float32)[:, None, None]

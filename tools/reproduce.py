@@ -7,7 +7,7 @@ was sized for (minutes on 2 cores). The runner trains each row once, writes one 
 and renders what ran into ``docs/_data/reproduce.json`` and ``docs/_static/figures/``, from
 which the docs' reproduction page is generated.
 
-    python tools/reproduce.py prepare --source ../shared/data   # photos -> runs/reproduce/data
+    python tools/reproduce.py prepare --source /photos          # /photos/clean (+ real_rain_train) -> runs/reproduce/data
     python tools/reproduce.py list                              # studies, rows and budgets
     python tools/reproduce.py run table3 table7 --jobs 2        # train + score (skips finished rows)
     python tools/reproduce.py render                            # tables/figures for the docs
@@ -38,7 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -46,7 +46,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from restorekit.errors import did_you_mean  # noqa: E402
+from restorekit import _atomic  # noqa: E402
+from restorekit.config.schema import from_mapping, opt  # noqa: E402
+from restorekit.errors import ConfigError, did_you_mean  # noqa: E402
 
 STUDIES = ROOT / "configs" / "reproduce"
 DEFAULT_OUT = ROOT / "runs" / "reproduce"
@@ -79,8 +81,6 @@ DATA_DEFAULTS = {
 REAL_RAIN = {"prepared": "{data}/real_rain/train", "demo": "demo:rain/rainy"}
 GALLERY = {"prepared": "{data}/real_rain/held_out", "demo": None}
 
-STUDY_KEYS = {"title", "paper", "kind", "budget_minutes", "note", "baselines_from", "rows", "figure"}
-ROW_KEYS = {"name", "label", "config", "set", "budget_minutes", "same_as", "real_rain", "paper"}
 KINDS = ("table", "figure5", "gallery")
 
 
@@ -89,41 +89,52 @@ class StudyError(ValueError):
 
 
 # --------------------------------------------------------------------------- study files
+# The schema of a study file, in the config schema's own terms (restorekit.config.schema):
+# unknown keys fail with a did-you-mean, values are type-checked, the docs read the `doc`s.
 @dataclass
 class Row:
-    study: str
-    name: str
-    label: str
-    config: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    budget_minutes: float = 0.0
-    same_as: str | None = None
-    real_rain: bool = False
-    paper: str | None = None
+    """One row of a table: a training run of its own, or the run of another row (``same_as``)."""
+
+    name: str = opt("", "Name of the row, unique in its study; its results are results/<study>/<name>.json.")
+    label: str = opt("", "What the docs' table calls the row (default: its name).")
+    config: str | None = opt(None, "The shipped config the run trains, relative to the repository.")
+    set: dict[str, Any] = opt({}, "Dotted overrides of the run (key: value), after the data the runner sets.")
+    budget_minutes: float | None = opt(None, "Minutes the run may take on 2 CPU cores (required for a run).", min=0)
+    same_as: str | None = opt(None, "Another row's run, as <study>/<row>, instead of a run of its own.")
+    real_rain: bool = opt(False, "Train on the real rainy photos instead of the synthetic rain sources.")
+    paper: str | None = opt(None, "The paper's figure for the row, as the docs show it beside the measured one.")
+    study: str = field(default="", init=False)
 
     @property
     def key(self) -> str:
         return f"{self.study}/{self.name}"
 
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return self.set
+
 
 @dataclass
 class Study:
-    name: str
-    path: Path
-    title: str
-    kind: str
-    budget_minutes: float
-    rows: list[Row]
-    paper: str | None = None
-    note: str = ""
-    baselines_from: str | None = None
-    figure: dict[str, Any] = field(default_factory=dict)
+    """A table (or figure) of the paper: its rows, its CPU budget and what the docs say of it."""
+
+    title: str = opt("", "The table's title in the docs (default: the study's name).")
+    paper: str | None = opt(None, "Where in the paper the table is.")
+    kind: Literal["table", "figure5", "gallery"] = opt("table", "What the study renders: a table, Figure 5, or a gallery.")
+    budget_minutes: float = opt(0.0, "Minutes the whole study may take on 2 CPU cores (at most 60).", min=0)
+    note: str = opt("", "What was measured and where it differs from the paper (shown under the table).")
+    baselines_from: str | None = opt(None, "A row (<study>/<row>) whose input and filter scores head the table.")
+    rows: list[Row] = opt([], "The rows.")
+    figure: dict[str, Any] = opt({}, "Settings of a figure study.")
+    name: str = field(default="", init=False)
+    path: Path = field(default=Path(), init=False)
 
 
-def _check_keys(mapping: dict, allowed: set[str], where: str) -> None:
-    for key in mapping:
-        if key not in allowed:
-            raise StudyError(f"{where}: unknown key {key!r}.{did_you_mean(key, sorted(allowed))} Valid keys: {', '.join(sorted(allowed))}")
+def _parse(cls: type, data: Any, where: str) -> Any:
+    try:
+        return from_mapping(cls, data)
+    except ConfigError as exc:
+        raise StudyError(f"{where}: {exc}") from None
 
 
 def load_study(path: Path) -> Study:
@@ -133,60 +144,34 @@ def load_study(path: Path) -> Study:
         raise StudyError(f"{path}: cannot read it as YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: expected a mapping at the top, got {type(raw).__name__}")
-    _check_keys(raw, STUDY_KEYS, str(path))
-    kind = raw.get("kind", "table")
-    if kind not in KINDS:
-        raise StudyError(f"{path}: key 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
-    name = path.stem
-    rows = []
-    for i, entry in enumerate(raw.get("rows") or []):
+    study = _parse(Study, raw, str(path))
+    study.name, study.path = path.stem, path
+    study.title = study.title or study.name
+    study.note = study.note.strip()
+    for i, row in enumerate(study.rows):
         where = f"{path}: rows[{i}]"
-        if not isinstance(entry, dict) or "name" not in entry:
+        if not row.name:
             raise StudyError(f"{where}: expected a mapping with a 'name'")
-        _check_keys(entry, ROW_KEYS, where)
-        if ("config" in entry) == ("same_as" in entry):
+        row.study = study.name
+        row.label = row.label or row.name
+        if (row.config is None) == (row.same_as is None):
             raise StudyError(f"{where}: give exactly one of 'config' (a run of its own) or 'same_as' (another row's run)")
-        if "config" in entry and not (ROOT / entry["config"]).is_file():
-            raise StudyError(f"{where}: key 'config': {entry['config']} does not exist")
-        overrides = entry.get("set") or {}
-        if not isinstance(overrides, dict):
-            raise StudyError(f"{where}: key 'set' must map dotted keys to values")
-        budget = entry.get("budget_minutes", 0.0 if "same_as" in entry else None)
-        if budget is None:
-            raise StudyError(f"{where}: key 'budget_minutes' is required for a run of its own (minutes on 2 CPU cores)")
-        rows.append(
-            Row(
-                study=name,
-                name=str(entry["name"]),
-                label=str(entry.get("label", entry["name"])),
-                config=entry.get("config"),
-                overrides=dict(overrides),
-                budget_minutes=float(budget),
-                same_as=entry.get("same_as"),
-                real_rain=bool(entry.get("real_rain", False)),
-                paper=entry.get("paper"),
-            )
-        )
-    if not rows:
+        if row.config is not None and not (ROOT / row.config).is_file():
+            raise StudyError(f"{where}: key 'config': {row.config} does not exist")
+        if row.budget_minutes is None:
+            if row.same_as is None:
+                raise StudyError(f"{where}: key 'budget_minutes' is required for a run of its own (minutes on 2 CPU cores)")
+            row.budget_minutes = 0.0
+    if not study.rows:
         raise StudyError(f"{path}: no rows")
-    budget = float(raw.get("budget_minutes", 0))
-    own = sum(r.budget_minutes for r in rows)
-    if budget < own:
-        raise StudyError(f"{path}: budget_minutes {budget:g} is less than its rows' own budgets ({own:g})")
-    if budget > 60:
-        raise StudyError(f"{path}: budget_minutes {budget:g}: one table must run in at most an hour on 2 cores")
-    return Study(
-        name=name,
-        path=path,
-        title=str(raw.get("title", name)),
-        kind=kind,
-        budget_minutes=budget,
-        rows=rows,
-        paper=raw.get("paper"),
-        note=str(raw.get("note", "")).strip(),
-        baselines_from=raw.get("baselines_from"),
-        figure=dict(raw.get("figure") or {}),
-    )
+    own = sum(r.budget_minutes for r in study.rows)
+    if study.budget_minutes < own:
+        raise StudyError(f"{path}: budget_minutes {study.budget_minutes:g} is less than its rows' own budgets ({own:g})")
+    if study.budget_minutes > 60:
+        raise StudyError(
+            f"{path}: budget_minutes {study.budget_minutes:g}: one table must run in at most an hour on 2 cores"
+        )
+    return study
 
 
 def load_studies(folder: Path = STUDIES) -> dict[str, Study]:
@@ -220,7 +205,12 @@ def select(studies: dict[str, Study], names: list[str]) -> list[Study]:
 def prepare(source: Path, out: Path, side: int = PREPARED_SIDE) -> dict[str, Any]:
     """Split ``source/clean`` (and ``source/real_rain_train``) and render rain; returns the manifest."""
     from restorekit.data.demo import TASKS
-    from restorekit.data.io import downscale_long_side, list_images, read_image, write_image
+    from restorekit.data.io import (
+        downscale_long_side,
+        list_images,
+        read_image,
+        write_image,
+    )
     from restorekit.registries import SYNTHESIZERS
 
     clean_dir = source / "clean"
@@ -317,11 +307,9 @@ def train_command(row: Row, args: argparse.Namespace, overrides: dict[str, Any])
     return cmd
 
 
-def _write_json_atomic(path: Path, payload: Any, sort_keys: bool = True) -> None:
+def _write_json(path: Path, payload: Any, sort_keys: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    _atomic.write_text(path, json.dumps(payload, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def run_row(row: Row, args: argparse.Namespace, threads: int) -> dict[str, Any]:
@@ -364,7 +352,7 @@ def run_row(row: Row, args: argparse.Namespace, threads: int) -> dict[str, Any]:
     # A budget is minutes on the whole machine; with N rows at once each gets 1/N of it.
     if wall > row.budget_minutes * 60 * max(1, args.jobs) and not args.smoke:
         print(f"[{row.key}] over budget: {wall / 60:.1f} min with {args.jobs} job(s) at once, budget {row.budget_minutes:g}", flush=True)
-    _write_json_atomic(done, result)
+    _write_json(done, result)
     print(f"[{row.key}] done in {wall / 60:.1f} min", flush=True)
     return result
 
@@ -400,7 +388,7 @@ def run(studies: list[Study], all_studies: dict[str, Study], args: argparse.Name
 
 # --------------------------------------------------------------------------- figures
 def _load_checkpoint_models(run: Path):
-    from restorekit.engine.checkpoint import load_model
+    from restorekit.model_file import load_model
 
     for folder in sorted((run / "checkpoints").glob("iter_*")):
         if (folder / "state.json").is_file():
@@ -455,7 +443,7 @@ def figure5(study: Study, rows: dict[str, Row], args: argparse.Namespace) -> Pat
     images = {name: torch.cat(column) for name, column in zip(("rainy", "true rain", "R", "g(R)"), zip(*picked))}
     path = Path(args.out) / "figures" / f"{study.name}.png"
     save_grid(path, images, rows=len(images["R"]), min_side=size)
-    _write_json_atomic(Path(args.out) / "results" / study.name / "figure.json", {"source": source.key, "image": name, "snapshots": stats})
+    _write_json(Path(args.out) / "results" / study.name / "figure.json", {"source": source.key, "image": name, "snapshots": stats})
     print(f"[{study.name}] wrote {path}", flush=True)
     return path
 
@@ -464,8 +452,8 @@ def gallery(study: Study, rows: dict[str, Row], args: argparse.Namespace) -> Non
     """Restore held-out real rainy photos (kept out of the repository) and the demo's rainy test photos."""
     from restorekit.data.demo import resolve_demo
     from restorekit.data.io import list_images, read_image, write_image
-    from restorekit.engine.checkpoint import load_model
     from restorekit.inference import Restorer
+    from restorekit.model_file import load_model
 
     source = rows[study.rows[0].same_as or study.rows[0].key]
     run = run_dir(Path(args.out), source)
@@ -487,16 +475,15 @@ def gallery(study: Study, rows: dict[str, Row], args: argparse.Namespace) -> Non
 
 
 # --------------------------------------------------------------------------- rendering
+def _entries(evaluation: dict[str, Any], *roles: str) -> list[dict[str, Any]]:
+    """The rows of an ``eval.json`` that play ``roles`` (``input``, ``baseline``, ``network``), in order."""
+    return [{"method": label, **scores} for label, scores in evaluation.items() if scores.get("role") in roles]
+
+
 def _method_entry(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The trained network's entry of an eval.json (the one that is not a baseline)."""
-    for key, value in evaluation.items():
-        if key != "degraded input" and "(soft label)" not in key:
-            return {"method": key, **value}
-    raise KeyError("no network entry in eval.json")
-
-
-def _baseline_entries(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"method": k, **v} for k, v in evaluation.items() if k == "degraded input" or "(soft label)" in k]
+    """The trained network's row of an ``eval.json``."""
+    (network,) = _entries(evaluation, "network")
+    return network
 
 
 def _publish_picture(source: Path, target: Path) -> str:
@@ -528,7 +515,7 @@ def render(all_studies: dict[str, Study], args: argparse.Namespace) -> dict[str,
         if study.baselines_from:
             base = result_path(out, rows[study.baselines_from])
             if base.is_file():
-                for entry in _baseline_entries(json.loads(base.read_text(encoding="utf-8"))["eval"]):
+                for entry in _entries(json.loads(base.read_text(encoding="utf-8"))["eval"], "input", "baseline"):
                     entries.append({"label": entry["method"], "metrics": entry, "baseline": True})
         for row in study.rows:
             source = rows[row.same_as] if row.same_as else row
@@ -568,7 +555,7 @@ def render(all_studies: dict[str, Study], args: argparse.Namespace) -> dict[str,
             info["figure"] = _publish_picture(demo_pairs[0], figures / f"{study.name}.jpg")
         payload["studies"][study.name] = info
     target = Path(args.json) if args.json else DOCS_JSON
-    _write_json_atomic(target, payload, sort_keys=False)  # the studies in page order
+    _write_json(target, payload, sort_keys=False)  # the studies in page order
     print(f"wrote {target}", flush=True)
     return payload
 

@@ -2,8 +2,14 @@
 
 Each section is a dataclass; ``field(metadata=...)`` carries the documentation (``doc``), the
 bounds (``min``/``max``) and, for component specs like ``{type: hagg, num_blocks: 6}``, the
-registry the name must come from (``registry``). The docs' config reference is generated from
-these classes, so it cannot drift from the code.
+registry the name must come from (``registry``) and, for schedules, the role they must play
+(``role``). The docs' config reference is generated from these classes, so it cannot drift
+from the code.
+
+A method's own options are a section named like the method (``dt:``, ``sv:``), whose dataclass
+the method declares (:attr:`restorekit.methods.base.Method.options`); they are kept in
+:attr:`Config.sections` and read as attributes (``config.dt.soft_label``). This module knows
+no method by name: :mod:`restorekit.config.validate` asks the methods registry.
 """
 
 from __future__ import annotations
@@ -20,25 +26,30 @@ from ..errors import ConfigError, did_you_mean
 __all__ = [
     "Config",
     "DataConfig",
-    "DTConfig",
-    "SVConfig",
     "TrainConfig",
     "EvalConfig",
     "RuntimeConfig",
     "from_mapping",
     "to_mapping",
     "iter_fields",
+    "user_keys",
+    "opt",
+    "spec",
+    "Spec",
 ]
 
 Spec = dict[str, Any]
 
 
-def spec(default: Spec | None, registry: str, doc: str, *, optional: bool = False) -> Any:
-    """A component spec ``{type: name, **kwargs}`` whose name must be in ``registry``."""
+def spec(default: Spec | None, registry: str, doc: str, *, optional: bool = False, role: str | None = None) -> Any:
+    """A component spec ``{type: name, **kwargs}`` whose name must be in ``registry``.
+
+    ``role``: for schedules, the kind the built object must be (``lr`` or ``loss_weights``).
+    """
     value = None if default is None else dict(default)
     return field(
         default_factory=(lambda: None if value is None else dict(value)),
-        metadata={"doc": doc, "registry": registry, "optional": optional},
+        metadata={"doc": doc, "registry": registry, "optional": optional, "role": role},
     )
 
 
@@ -92,40 +103,6 @@ class DataConfig:
 
 
 @dataclass
-class DTConfig:
-    """Options of the two-stage data distillation method (``method: dt``)."""
-
-    detail_block: Spec = spec({"type": "deb"}, "detail_blocks", "Detail enhancement block g applied to the residual.")
-    soft_label: Spec = spec(
-        {"type": "median", "kernel_size": 31},
-        "filters",
-        "Filter that makes the blurred, degradation-free soft label Y_s of each training photo (computed once, cached).",
-    )
-    soft_loss: Spec = spec({"type": "ssim"}, "losses", "Soft objective L_S between X - g(R) and the soft label.")
-    hard_loss: Spec | None = spec(
-        None,
-        "losses",
-        "Hard objective L_H between the restored hard pair and its clean image; null uses the backbone's default loss.",
-        optional=True,
-    )
-    weights: Spec = spec({"type": "dynamic"}, "schedulers", "Loss-weight schedule giving alpha(t) for L_H and beta(t) for L_S.")
-    detach_residual: bool = opt(True, "Detach g(R) before adding it to the clean image (as the authors' code does).")
-    clamp_hard_pair: bool = opt(True, "Clamp the synthesized hard pair D = C + g(R) to [0, 1] (as the authors' code does).")
-    hard_pair_gain: tuple[float, float] | None = opt(
-        None,
-        "Scale g(R) by a random factor in [low, high] before adding it (the authors' DID-data variant used [0.5, 2.0]).",
-    )
-    hard_pair_gain_after: int = opt(5000, "Iteration from which `hard_pair_gain` applies.", min=0)
-
-
-@dataclass
-class SVConfig:
-    """Options of supervised training on paired data (``method: sv``, the paper's "Ours-sv")."""
-
-    loss: Spec | None = spec(None, "losses", "Supervised loss; null uses the backbone's default loss.", optional=True)
-
-
-@dataclass
 class TrainConfig:
     """The optimisation schedule."""
 
@@ -136,7 +113,7 @@ class TrainConfig:
     momentum: float = opt(0.9, "SGD momentum.", min=0.0, max=1.0)
     weight_decay: float = opt(0.0, "Weight decay (L2).", min=0.0)
     lr_schedule: Spec = spec(
-        {"type": "constant_then_linear"}, "schedulers", "Learning-rate schedule over the iterations."
+        {"type": "constant_then_linear"}, "schedulers", "Learning-rate schedule over the iterations.", role="lr"
     )
     ema: float | None = opt(
         None,
@@ -193,8 +170,8 @@ class RuntimeConfig:
     channels_last: bool = opt(False, "Use the channels-last memory format (faster convolutions on CPU).")
     compile: bool = opt(
         False,
-        "`torch.compile` the backbone and detail block for training (Inductor fuses elementwise work; on a "
-        "2-core AVX-512 CPU it measured slower than eager channels-last bf16 for hagg, so it is off by default).",
+        "`torch.compile` the backbone and detail block for training (Inductor fuses elementwise work; on CPUs "
+        "it was slower than eager channels-last bf16 for hagg, so it is off by default).",
     )
     threads: int | None = opt(None, "torch intra-op threads, and OpenCV's for the soft labels (null: their defaults).", min=1)
     work_dir: str | None = opt(None, "Run folder for checkpoints, logs and samples (null: runs/<config name>).")
@@ -204,13 +181,19 @@ class RuntimeConfig:
 class Config:
     """A whole run: the method, the network, the data, the schedule and the runtime."""
 
-    method: Literal["dt", "sv"] = opt("dt", "`dt`: two-stage data distillation on unpaired data; `sv`: supervised on pairs.")
+    method: str = opt(
+        "dt",
+        "The training method, a name of the methods registry (`restorekit list methods`): `dt`, two-stage data "
+        "distillation on unpaired data; `sv`, supervised on pairs. Its options are the section named like it.",
+    )
     task: Literal["derain", "desnow", "denoise"] = opt(
         "derain", "What is removed; labels logs and selects the demo data, never the algorithm."
     )
     backbone: Spec = spec({"type": "hagg"}, "backbones", "The restoration network f.")
-    dt: DTConfig = field(default_factory=DTConfig, metadata={"doc": DTConfig.__doc__})
-    sv: SVConfig = field(default_factory=SVConfig, metadata={"doc": SVConfig.__doc__})
+    #: The methods' option sections by method name (``dt:``, ``sv:``, a plugin method's), each an
+    #: instance of that method's ``options`` dataclass. Not a key of its own: each section is a
+    #: top-level key named like its method, written after ``backbone``.
+    sections: dict[str, Any] = field(default_factory=dict, metadata={"sections": True})
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": DataConfig.__doc__})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": TrainConfig.__doc__})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": EvalConfig.__doc__})
@@ -221,16 +204,40 @@ class Config:
         "so that a local module can register components without being packaged.",
     )
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a method's section (``config.dt``).
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"{type(self).__name__!r} has no attribute or method section {name!r}")
+
 
 # --------------------------------------------------------------------------- conversion
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _dataclass_items(annotation: Any) -> type | None:
+    """``T`` when ``annotation`` is ``list[T]`` of a dataclass ``T``, else None."""
+    if typing.get_origin(annotation) is list:
+        (arg,) = typing.get_args(annotation) or (None,)
+        if isinstance(arg, type) and dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def user_keys(cls: type) -> list[str]:
+    """The keys a YAML mapping of ``cls`` may hold (for :class:`Config`, besides the methods' sections)."""
+    return [f.name for f in dataclasses.fields(cls) if f.init and not f.metadata.get("sections")]
+
+
 def iter_fields(cls: type, prefix: str = ""):
-    """Yield ``(dotted_key, annotation, default, metadata)`` for every leaf option of ``cls``."""
+    """Yield ``(dotted_key, annotation, default, metadata)`` for every leaf option of ``cls``
+    (not the methods' sections: iterate each method's ``options`` for those)."""
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("sections"):
+            continue
         key = f"{prefix}{f.name}"
         ann = hints[f.name]
         if dataclasses.is_dataclass(ann):
@@ -241,13 +248,18 @@ def iter_fields(cls: type, prefix: str = ""):
 
 
 def from_mapping(cls: type, data: Any, *, path: str = "") -> Any:
-    """Build the dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    """Build the dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types.
+
+    For :class:`Config`, the methods' sections are parsed apart (they depend on the methods
+    registry): see :func:`restorekit.config.validate.parse_config`.
+    """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"expected a mapping of options, got {data!r}", path=path or None)
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # A field the constructor does not take (init=False), or the methods' sections, is not a key.
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("sections")}
     for key in data:
         if key not in fields:
             where = f"{path}.{key}" if path else str(key)
@@ -264,6 +276,12 @@ def from_mapping(cls: type, data: Any, *, path: str = "") -> Any:
         raw = data[name]
         if dataclasses.is_dataclass(ann):
             values[name] = from_mapping(ann, raw, path=key_path)
+            continue
+        item = _dataclass_items(ann)
+        if item is not None:  # a list of sections, e.g. the rows of a study file
+            if not isinstance(raw, list):
+                raise ConfigError(f"expected a list of mappings, got {raw!r}", path=key_path)
+            values[name] = [from_mapping(item, v, path=f"{key_path}[{i}]") for i, v in enumerate(raw)]
             continue
         if "registry" in f.metadata:
             if raw is None and not f.metadata.get("optional"):
@@ -284,9 +302,16 @@ def from_mapping(cls: type, data: Any, *, path: str = "") -> Any:
 
 
 def to_mapping(obj: Any) -> Any:
-    """The plain-data (YAML-ready) form of a config dataclass."""
+    """The plain-data (YAML-ready) form of a config dataclass; method sections become top-level keys."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("sections"):
+                out.update((name, to_mapping(section)) for name, section in value.items())
+            else:
+                out[f.name] = to_mapping(value)
+        return out
     if isinstance(obj, tuple):
         return [to_mapping(v) for v in obj]
     if isinstance(obj, list):

@@ -57,6 +57,7 @@ __all__ = [
     "demo_root",
     "is_demo",
     "resolve_demo",
+    "resolve_folder",
 ]
 
 #: Values starting with this prefix name built-in demo data instead of a folder.
@@ -200,6 +201,11 @@ def _parse_demo_name(value: str) -> tuple[str, str]:
         hint = did_you_mean(subset, subsets) if slash else ""
         raise ValueError(f"demo task {task!r} {what} ({value!r}).{hint} Its subsets: {', '.join(subsets)}. {listing}")
     return task, subset
+
+
+def resolve_folder(value: str) -> Path:
+    """A data folder from a config value: a path, or a built-in ``demo:`` name (built on first use)."""
+    return resolve_demo(value) if is_demo(value) else Path(value).expanduser()
 
 
 def check_demo_name(value: str) -> None:

@@ -20,14 +20,15 @@ a report can always be printed and logged.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .. import _atomic
 from ..errors import DataError, ImageReadError
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "read_image",
     "write_image",
     "downscale_long_side",
+    "content_digest",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -281,6 +283,11 @@ def decode_image(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
 
 
+def content_digest(data: bytes) -> str:
+    """Hex digest of a file's bytes: the key under which what is derived from it is cached."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as H×W×3 uint8 RGB; raises ImageReadError on any problem."""
     return decode_image(read_bytes(path), shown_path(path))
@@ -300,14 +307,7 @@ def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int | None
     if not ok:
         raise DataError(f"{shown_path(path)}: OpenCV cannot encode images as {ext}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=ext)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(encoded.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _atomic.write_bytes(path, encoded.tobytes())
 
 
 def downscale_long_side(image: np.ndarray, max_side: int) -> np.ndarray:

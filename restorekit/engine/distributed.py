@@ -1,7 +1,7 @@
 """Multi-process training: ``torchrun --nproc_per_node=N tools/train.py CONFIG``.
 
 Each process (rank) trains a replica of the same network on its own batches (batches are a
-pure function of ``(seed, iteration, rank)``, see :mod:`restorekit.data.datasets`);
+pure function of ``(seed, iteration, rank)``, see :mod:`restorekit.data.batches`);
 DistributedDataParallel averages the gradients after every backward pass, so the replicas
 take identical optimiser steps and stay identical. With equal per-rank batches and a loss
 that is a mean over the batch (SSIM, L1, MSE), N ranks of batch B compute the same update as

@@ -1,10 +1,11 @@
 """The training loop: iterations, checkpoints, sample grids, evaluation, clean interruption.
 
-One loop serves every method and backbone: the method computes the loss of a batch, the
-trainer owns everything else. Hot-path rules: no host-device synchronisation except at log,
-checkpoint and evaluation steps (a NaN/Inf loss is accumulated on the device and checked
-there), batches arrive as uint8 and become float on the device, and soft labels were computed
-before the loop started.
+One loop serves every method and backbone: the method (:mod:`restorekit.methods.base`) makes
+its batches and computes the loss of each, the trainer owns everything else. Hot-path rules: no
+host-device synchronisation except at log, checkpoint and evaluation steps (a NaN/Inf loss is
+accumulated on the device and checked there), batches arrive as uint8 and become float on the
+device (:mod:`restorekit.engine.step`), and whatever a method derives from its photos (the soft
+labels of ``dt``) was computed before the loop started.
 """
 
 from __future__ import annotations
@@ -26,22 +27,27 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from .. import __version__
-from ..config.loader import ResolvedConfig, dump_yaml
-from ..data.build import build_eval_pairs, build_label_cache, build_train_batches, resolve_folder
-from ..data.datasets import PairedSet, SkipReport, ignore_stop_signals, skip_summary, unpack_batch
+from .. import __version__, _atomic
+from ..config.loader import ResolvedConfig
+from ..config.yaml_io import dump_yaml
+from ..data.batches import ignore_stop_signals, unpack_batch
+from ..data.demo import resolve_folder
+from ..data.pairs import PairedSet
+from ..data.report import SkipReport, skip_summary
+from ..device import compile_for_training, resolve_device, resolve_precision
 from ..errors import TrainingError
 from ..evaluation import EvalResult, evaluate, results_table
 from ..inference import Restorer
 from ..methods import Method, build_method
+from ..model_file import CHECKPOINTS, MODEL_FILE, save_model
 from ..registries import SCHEDULERS
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
-from .device import autocast, compile_for_training, resolve_device, resolve_precision, to_device_batch
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import DistributedContext
 from .progress import TrainingProgress, file_logger
+from .step import OptimisationStep, make_optimizer
 from .visualize import save_grid
 
-__all__ = ["Trainer", "TrainResult"]
+__all__ = ["Trainer", "TrainResult", "make_ema"]
 
 
 @dataclass
@@ -53,14 +59,6 @@ class TrainResult:
     model_path: Path | None
     evaluation: dict[str, dict[str, float]]
     interrupted: str | None = None
-
-
-def make_optimizer(module: torch.nn.Module, train: Any) -> torch.optim.Optimizer:
-    """Adam (the paper) or SGD with momentum (DDN's authors), over every trainable parameter."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    if train.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
-    return torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas), weight_decay=train.weight_decay)
 
 
 def make_ema(backbone: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -111,9 +109,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _prepare_work_dir(self) -> Path | None:
-        checkpoints = self.work_dir / "checkpoints"
+        checkpoints = self.work_dir / CHECKPOINTS
         latest = latest_checkpoint(checkpoints) if checkpoints.is_dir() else None
-        finished = self.work_dir / "model.safetensors"
+        finished = self.work_dir / MODEL_FILE
         if (latest is not None or finished.is_file()) and not self.resume:
             held = f"latest checkpoint: {latest.name}" if latest is not None else f"a finished model, {finished.name}"
             raise TrainingError(
@@ -132,7 +130,7 @@ class Trainer:
         )
         name = "config.yaml" if latest is None else f"config.resumed-{latest.name}.yaml"
         if self.dist.is_main:
-            (self.work_dir / name).write_text(header + dump_yaml(self.resolved.to_dict()), encoding="utf-8")
+            _atomic.write_text(self.work_dir / name, header + dump_yaml(self.resolved.to_dict()))
         return latest
 
     def _install_signal_handlers(self) -> dict[int, Any]:
@@ -176,9 +174,7 @@ class Trainer:
         optimizer = make_optimizer(method, cfg.train)
         lr_schedule = SCHEDULERS.build(cfg.train.lr_schedule, path="train.lr_schedule")
         modules = method.training_modules()
-        specs = {"backbone": cfg.backbone}
-        if "detail_block" in modules:
-            specs["detail_block"] = cfg.dt.detail_block
+        specs = method.module_specs()
         self._ema = make_ema(method.backbone, cfg.train.ema) if cfg.train.ema else None
         if self._ema is not None:
             # Checkpoints carry the average too, so a resumed run continues it exactly.
@@ -194,8 +190,8 @@ class Trainer:
         log.info(f"start at iteration {start} of {cfg.train.iters} on {self.device}")
 
         with self.dist.main_first():  # rank 0 computes and caches soft labels; the others read them
-            batches = self._load_data(log)
-            eval_pairs = build_eval_pairs(cfg) if self.dist.is_main else None
+            batches = self._load_data(method, log)
+            eval_pairs = self._eval_pairs(cfg.eval.data) if self.dist.is_main and cfg.eval.data else None
         if eval_pairs is not None and len(eval_pairs.report):
             self.console.print(f"eval: {eval_pairs.report.summary()}", style="yellow")
             self._skip_reports["eval"] = eval_pairs.report
@@ -221,7 +217,7 @@ class Trainer:
         self.dist.stop()
         if not self.dist.is_main:
             return TrainResult(self.work_dir, t, None, {}, interrupted=self._stop_signal)
-        checkpoints = self.work_dir / "checkpoints"
+        checkpoints = self.work_dir / CHECKPOINTS
         if t > last_saved:
             save_checkpoint(checkpoints, t, modules, specs, optimizer, info=info, keep=cfg.train.keep_checkpoints)
         summary = skip_summary(self._skip_reports)
@@ -237,14 +233,19 @@ class Trainer:
         # The model file holds the weights that are evaluated and deployed: the average, when there is one.
         final = {**modules, "backbone": self._inference_backbone(method)}
         final.pop("backbone_ema", None)
-        model_path = save_model(self.work_dir / "model.safetensors", final, specs, {**info, "iteration": t})
+        model_path = save_model(self.work_dir / MODEL_FILE, final, specs, {**info, "iteration": t})
         evaluation = {}
         if eval_pairs is not None:
             evaluation = self._final_evaluation(method, eval_pairs)
         self.console.print(f"model: {model_path}")
         return TrainResult(self.work_dir, t, model_path, evaluation)
 
-    def _load_data(self, log: Any) -> Any:
+    def _eval_pairs(self, folder: str) -> PairedSet:
+        """A held-out paired set of ``eval.data`` or ``eval.extra``."""
+        cfg = self.config
+        return PairedSet(resolve_folder(folder), on_bad_image=cfg.data.on_bad_image, limit=cfg.eval.max_images)
+
+    def _load_data(self, method: Method, log: Any) -> Any:
         started = time.perf_counter()
         shown: dict[str, int] = {}
 
@@ -254,7 +255,7 @@ class Trainer:
                 shown[name] = done
                 self.console.print(f"  loading {name}: {done}/{total}")
 
-        batches, reports = build_train_batches(self.config, rank=self.dist.rank, progress=progress)
+        batches, reports = method.training_batches(self.config, rank=self.dist.rank, progress=progress)
         self._skip_reports = {**reports, "during training": self._runtime_skips}
         for name, report in reports.items():
             if len(report):
@@ -291,11 +292,15 @@ class Trainer:
             generator=torch.Generator().manual_seed(cfg.train.seed),
             worker_init_fn=ignore_stop_signals if cfg.data.num_workers else None,
         )
-        step = self.dist.wrap(method)  # method.training_step, or its DistributedDataParallel wrapper
+        # method.training_step, or its DistributedDataParallel wrapper, inside one optimisation step
+        step = OptimisationStep(
+            self.dist.wrap(method), method.parameters(), optimizer, device=self.device, precision=self.precision,
+            channels_last=runtime.channels_last, grad_clip=train.grad_clip,
+        )
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         last_good = start
         last_saved = start
-        checkpoints = self.work_dir / "checkpoints"
+        checkpoints = self.work_dir / CHECKPOINTS
         t = start
         with TrainingProgress(self.console, total, start, log) as progress:
             for t, batch in enumerate(loader, start=start + 1):
@@ -307,17 +312,10 @@ class Trainer:
                     if path not in self._runtime_skips:
                         self._runtime_skips.add(path, reason)
                         progress.message(f"skipped {path}: {reason}")
-                batch = to_device_batch(batch, self.device, runtime.channels_last)
                 want_images = (
                     self.dist.is_main and bool(train.sample_every) and (t % train.sample_every == 0 or t == start + 1)
                 )
-                with autocast(self.device, self.precision):
-                    out = step(batch, t, want_images=want_images)
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                if train.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(method.parameters(), train.grad_clip)
-                optimizer.step()
+                out = step(batch, t, want_images=want_images)
                 if self._ema is not None:
                     self._ema.update_parameters(method.backbone)
                 nonfinite |= ~torch.isfinite(out.loss.detach())
@@ -378,31 +376,35 @@ class Trainer:
         name = f"{self.config.backbone['type']} ({self.config.method})"
         return evaluate(pairs, self._restorer(method), name)
 
-    def _comparison_rows(self, method: Method, pairs: Any) -> list[EvalResult]:
-        """Input, soft-label filter (dt) and trained network scored on ``pairs``."""
-        rows = [evaluate(pairs, lambda image: image, "degraded input")]
-        if self.config.method == "dt":
-            label_filter = build_label_cache(self.config).filter
-            rows.append(evaluate(pairs, label_filter, f"{self.config.dt.soft_label['type']} filter (soft label)"))
-        rows.append(self._evaluate_network(method, pairs))
+    def _comparison_rows(self, method: Method, pairs: Any) -> list[tuple[str, EvalResult]]:
+        """The degraded input, the method's baselines (dt: the soft-label filter) and the trained
+        network scored on ``pairs``, each with its role (``input``, ``baseline``, ``network``)."""
+        rows = [("input", evaluate(pairs, lambda image: image, "degraded input"))]
+        rows += [("baseline", evaluate(pairs, b.restore, b.label)) for b in method.baselines()]
+        rows.append(("network", self._evaluate_network(method, pairs)))
         return rows
 
     def _final_evaluation(self, method: Method, pairs: Any) -> dict[str, dict[str, float]]:
         """Input vs soft-label filter vs trained network on the held-out pairs (the main job's table),
         then the same table for each of ``eval.extra`` (in ``eval_extra.json``)."""
         rows = self._comparison_rows(method, pairs)
-        rows[-1].write_csv(self.work_dir / "eval_per_image.csv")
-        summary = {row.label: row.means for row in rows}
-        (self.work_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        self.console.print(results_table(rows, f"held-out pairs: {self.config.eval.data} ({len(pairs)} images)"))
+        rows[-1][1].write_csv(self.work_dir / "eval_per_image.csv")
+        _atomic.write_text(self.work_dir / "eval.json", json.dumps(_scores_by_label(rows), indent=2) + "\n")
+        table = [row for _, row in rows]
+        self.console.print(results_table(table, f"held-out pairs: {self.config.eval.data} ({len(pairs)} images)"))
         extra = {}
         for name in self.config.eval.extra:
-            extra_pairs = PairedSet(
-                resolve_folder(name), on_bad_image=self.config.data.on_bad_image, limit=self.config.eval.max_images
-            )
+            extra_pairs = self._eval_pairs(name)
             extra_rows = self._comparison_rows(method, extra_pairs)
-            extra[name] = {row.label: row.means for row in extra_rows}
-            self.console.print(results_table(extra_rows, f"held-out pairs: {name} ({len(extra_pairs)} images)"))
+            extra[name] = _scores_by_label(extra_rows)
+            table = [row for _, row in extra_rows]
+            self.console.print(results_table(table, f"held-out pairs: {name} ({len(extra_pairs)} images)"))
         if extra:
-            (self.work_dir / "eval_extra.json").write_text(json.dumps(extra, indent=2) + "\n", encoding="utf-8")
-        return {row.label: {k: (v if math.isfinite(v) else None) for k, v in row.means.items()} for row in rows}
+            _atomic.write_text(self.work_dir / "eval_extra.json", json.dumps(extra, indent=2) + "\n")
+        return {row.label: {k: (v if math.isfinite(v) else None) for k, v in row.means.items()} for _, row in rows}
+
+
+def _scores_by_label(rows: list[tuple[str, EvalResult]]) -> dict[str, dict[str, Any]]:
+    """What ``eval.json`` holds: each row's mean scores by its label, with its ``role``
+    (``input``, ``baseline`` or ``network``), so readers find rows without parsing labels."""
+    return {row.label: {"role": role, **row.means} for role, row in rows}

@@ -1,16 +1,44 @@
-"""What the engine needs from a method, and how a config becomes one."""
+"""The method contract: everything that differs between training methods, so one engine trains them all.
+
+A training method (``dt``, ``sv``, or a plugin's) is a :class:`Method` registered in
+:data:`restorekit.METHODS`. A config names it (``method: dt``) and gives its options in a
+section named like it (``dt:``), parsed with the method's :attr:`Method.options` dataclass.
+The method owns what only it knows:
+
+* how it is built from a config (:meth:`Method.from_config`), with its backbone and losses;
+* which training folders it reads and what each must hold (:meth:`Method.data_folders`),
+  checked before any work starts;
+* the batches it trains on (:meth:`Method.training_batches`): distillation's degraded photos
+  with soft labels and unrelated clean photos, supervised training's aligned pairs;
+* the loss of one batch (:meth:`Method.training_step`);
+* the classic restorations scored beside the trained network (:meth:`Method.baselines`).
+
+The engine (:mod:`restorekit.engine.trainer`) owns everything else: the loop, checkpoints,
+evaluation, the runtime. A new method is one file: a subclass of :class:`Method` with
+``@METHODS.register("name")``, and, for a plugin, an entry point in the group
+``restorekit.methods`` (the docs' plugin page shows one).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from ..config.schema import Config
+    from ..data.batches import IterationBatches
+    from ..data.report import SkipReport
 
-__all__ = ["Method", "StepOutput", "build_method", "default_loss_spec"]
+__all__ = ["Method", "StepOutput", "Baseline", "FolderKind", "Progress", "build_method"]
+
+# What a training folder must hold: images ("photos") or a paired folder ("pairs": rain/ + gt/).
+FolderKind = Literal["photos", "pairs"]
+# Called with (stage, done, total) while data loads, e.g. ("rainy soft labels", 40, 61).
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -22,49 +50,64 @@ class StepOutput:
     images: dict[str, Tensor] = field(default_factory=dict)
 
 
-class Method(nn.Module):
-    """A training method owns the backbone (and any training-only modules) and computes the loss.
+@dataclass(frozen=True)
+class Baseline:
+    """A classic restoration scored beside the trained network (the soft-label filter alone, for ``dt``)."""
 
-    Subclasses implement :meth:`training_step`; ``batch`` holds float N×3×H×W tensors in [0, 1].
-    Only ``backbone`` is needed at test time.
+    label: str
+    restore: Callable[[np.ndarray], np.ndarray]
+
+
+class Method(nn.Module):
+    """A training method: owns the backbone (and any training-only modules) and computes the loss.
+
+    ``batch`` holds float N×3×H×W tensors in [0, 1] under the keys the method's own batch
+    source makes. Only ``backbone`` is needed at test time.
     """
 
+    #: The dataclass of the method's config section (named like the method), or None when it has no options.
+    options: ClassVar[type | None] = None
+
     backbone: nn.Module
+
+    @classmethod
+    def from_config(cls, config: Config, options: Any) -> Method:
+        """The method a validated config describes; ``options`` is its own section (None without one)."""
+        raise NotImplementedError
+
+    @classmethod
+    def data_folders(cls, config: Config, options: Any) -> dict[str, FolderKind]:
+        """The config keys of the training folders this method reads, and what each must hold.
+
+        Validation checks each before any work starts (a missing value fails as a missing folder).
+        """
+        raise NotImplementedError
+
+    def training_batches(
+        self, config: Config, *, rank: int = 0, progress: Progress | None = None
+    ) -> tuple[IterationBatches, dict[str, SkipReport]]:
+        """The batch source of iteration ``t`` → batch, and what was skipped while loading each folder."""
+        raise NotImplementedError
 
     def training_step(self, batch: dict[str, Tensor], t: int, *, want_images: bool = False) -> StepOutput:
         """The loss of iteration ``t`` (1-based) on ``batch``, with its logs and, if asked, sample images."""
         raise NotImplementedError
 
+    def baselines(self) -> list[Baseline]:
+        """Restorations to score beside the degraded input and the network at the end of a run."""
+        return []
+
     def training_modules(self) -> dict[str, nn.Module]:
         """Modules saved in checkpoints, by name (``backbone`` first)."""
         return {"backbone": self.backbone}
 
-
-def default_loss_spec(backbone: nn.Module) -> dict:
-    """The backbone's own training loss (the paper: "we use their default loss function"), else SSIM."""
-    return {"type": getattr(backbone, "default_loss", None) or "ssim"}
+    def module_specs(self) -> dict[str, dict[str, Any]]:
+        """The config spec of each of :meth:`training_modules`, recorded in model files to rebuild them."""
+        raise NotImplementedError
 
 
 def build_method(config: Config) -> Method:
     """The method a validated config names, with its backbone, losses and schedules built."""
-    from ..registries import BACKBONES, DETAIL_BLOCKS, LOSSES, SCHEDULERS
-    from .dt import Distillation
-    from .sv import Supervised
+    from ..registries import METHODS
 
-    backbone = BACKBONES.build(config.backbone, path="backbone")
-    if config.method == "sv":
-        loss = LOSSES.build(config.sv.loss or default_loss_spec(backbone), path="sv.loss")
-        return Supervised(backbone, loss)
-    dt = config.dt
-    return Distillation(
-        backbone,
-        detail_block=DETAIL_BLOCKS.build(dt.detail_block, path="dt.detail_block"),
-        soft_loss=LOSSES.build(dt.soft_loss, path="dt.soft_loss"),
-        hard_loss=LOSSES.build(dt.hard_loss or default_loss_spec(backbone), path="dt.hard_loss"),
-        weights=SCHEDULERS.build(dt.weights, path="dt.weights"),
-        detach_residual=dt.detach_residual,
-        clamp_hard_pair=dt.clamp_hard_pair,
-        hard_pair_gain=dt.hard_pair_gain,
-        hard_pair_gain_after=dt.hard_pair_gain_after,
-        seed=config.train.seed,
-    )
+    return METHODS.get(config.method).from_config(config, config.sections.get(config.method))

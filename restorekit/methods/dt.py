@@ -1,4 +1,4 @@
-"""Two-stage data distillation (paper Algorithm 1; DESIGN §2).
+"""Two-stage data distillation (Rain O'er Me, Lin et al., TIP 2020: Algorithm 1 and its released code).
 
 Per iteration ``t``, for rainy crops ``X`` with soft labels ``Y_s`` and unrelated clean crops ``C``:
 
@@ -15,19 +15,62 @@ on the hard pair, through its default loss when it has one, and sees every auxil
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..models.contract import run_backbone
+from ..config.schema import Config, Spec, opt, spec
+from ..data.batches import UnpairedBatches
+from ..data.demo import resolve_folder
+from ..data.photos import PhotoSet
+from ..filters.base import SoftLabelFilter
+from ..models.contract import default_loss_spec, run_backbone
+from ..registries import BACKBONES, DETAIL_BLOCKS, FILTERS, LOSSES, METHODS, SCHEDULERS
 from ..schedulers.base import LossWeightSchedule
-from .base import Method, StepOutput
+from .base import Baseline, FolderKind, Method, Progress, StepOutput
+from .soft_labels import SoftLabelCache, label_cache_folder
 
-__all__ = ["Distillation"]
+__all__ = ["Distillation", "DistillationOptions"]
 
 
+@dataclass
+class DistillationOptions:
+    """Options of the two-stage data distillation method (``method: dt``)."""
+
+    detail_block: Spec = spec({"type": "deb"}, "detail_blocks", "Detail enhancement block g applied to the residual.")
+    soft_label: Spec = spec(
+        {"type": "median", "kernel_size": 31},
+        "filters",
+        "Filter that makes the blurred, degradation-free soft label Y_s of each training photo (computed once, cached).",
+    )
+    soft_loss: Spec = spec({"type": "ssim"}, "losses", "Soft objective L_S between X - g(R) and the soft label.")
+    hard_loss: Spec | None = spec(
+        None,
+        "losses",
+        "Hard objective L_H between the restored hard pair and its clean image; null uses the backbone's default loss.",
+        optional=True,
+    )
+    weights: Spec = spec(
+        {"type": "dynamic"},
+        "schedulers",
+        "Loss-weight schedule giving alpha(t) for L_H and beta(t) for L_S.",
+        role="loss_weights",
+    )
+    detach_residual: bool = opt(True, "Detach g(R) before adding it to the clean image (as the authors' code does).")
+    clamp_hard_pair: bool = opt(True, "Clamp the synthesized hard pair D = C + g(R) to [0, 1] (as the authors' code does).")
+    hard_pair_gain: tuple[float, float] | None = opt(
+        None,
+        "Scale g(R) by a random factor in [low, high] before adding it (the authors' DID-data variant used [0.5, 2.0]).",
+    )
+    hard_pair_gain_after: int = opt(5000, "Iteration from which `hard_pair_gain` applies.", min=0)
+
+
+@METHODS.register("dt")
 class Distillation(Method):
-    """The ``dt`` method.
+    """Two-stage data distillation (``method: dt``): learns from unpaired degraded and clean photos.
 
     Args:
         backbone: the restoration network f.
@@ -40,7 +83,13 @@ class Distillation(Method):
         hard_pair_gain: optional ``(low, high)``: scale ``g(R)`` by a random factor per sample.
         hard_pair_gain_after: iteration from which the gain applies.
         seed: seeds the gain draws (a pure function of seed and iteration, so resume is exact).
+        soft_label_filter: the filter that makes each training photo's soft label (built once:
+            it makes the labels and is scored as a baseline).
+        soft_label_name: its registry name, for the baseline's label.
+        specs: the config specs of ``backbone`` and ``detail_block`` (recorded in model files).
     """
+
+    options = DistillationOptions
 
     def __init__(
         self,
@@ -55,6 +104,9 @@ class Distillation(Method):
         hard_pair_gain: tuple[float, float] | None = None,
         hard_pair_gain_after: int = 0,
         seed: int = 0,
+        soft_label_filter: SoftLabelFilter | None = None,
+        soft_label_name: str = "soft-label",
+        specs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -67,9 +119,70 @@ class Distillation(Method):
         self.hard_pair_gain = hard_pair_gain
         self.hard_pair_gain_after = hard_pair_gain_after
         self.seed = seed
+        self.soft_label_filter = soft_label_filter
+        self.soft_label_name = soft_label_name
+        self.specs = specs or {}
+
+    @classmethod
+    def from_config(cls, config: Config, options: DistillationOptions) -> Distillation:
+        backbone = BACKBONES.build(config.backbone, path="backbone")
+        return cls(
+            backbone,
+            detail_block=DETAIL_BLOCKS.build(options.detail_block, path="dt.detail_block"),
+            soft_loss=LOSSES.build(options.soft_loss, path="dt.soft_loss"),
+            hard_loss=LOSSES.build(options.hard_loss or default_loss_spec(backbone), path="dt.hard_loss"),
+            weights=SCHEDULERS.build(options.weights, path="dt.weights"),
+            detach_residual=options.detach_residual,
+            clamp_hard_pair=options.clamp_hard_pair,
+            hard_pair_gain=options.hard_pair_gain,
+            hard_pair_gain_after=options.hard_pair_gain_after,
+            seed=config.train.seed,
+            soft_label_filter=FILTERS.build(options.soft_label, path="dt.soft_label"),
+            soft_label_name=options.soft_label["type"],
+            specs={"backbone": config.backbone, "detail_block": options.detail_block},
+        )
+
+    @classmethod
+    def data_folders(cls, config: Config, options: DistillationOptions) -> dict[str, FolderKind]:
+        return {"data.rainy": "photos", "data.clean": "photos"}
+
+    def training_batches(
+        self, config: Config, *, rank: int = 0, progress: Progress | None = None
+    ) -> tuple[UnpairedBatches, dict[str, Any]]:
+        """Degraded photos with their soft labels (computed once, cached) and unrelated clean photos."""
+        data = config.data
+
+        def report(name: str) -> Progress | None:
+            # PhotoSet reports its stages ("photos", "soft labels"); shown as "rainy photos" etc.
+            return None if progress is None else (lambda stage, done, total: progress(f"{name} {stage}", done, total))
+
+        photo_options = dict(
+            crop_size=data.crop_size, small_images=data.small_images, on_bad_image=data.on_bad_image,
+            in_memory=data.in_memory,
+        )
+        if self.soft_label_filter is None:
+            raise ValueError("this Distillation was made without a soft_label_filter, so it cannot label photos")
+        labels = SoftLabelCache(self.soft_label_filter, label_cache_folder(data.soft_label_cache))
+        assert data.rainy is not None and data.clean is not None  # validation checked data_folders()
+        degraded = PhotoSet(resolve_folder(data.rainy), label_cache=labels, progress=report("rainy"), **photo_options)
+        clean = PhotoSet(resolve_folder(data.clean), progress=report("clean"), **photo_options)
+        batches = UnpairedBatches(
+            degraded, clean, crop_size=data.crop_size, batch_size=data.batch_size, flip=data.flip,
+            seed=config.train.seed, rank=rank,
+        )
+        return batches, {"rainy": degraded.report, "clean": clean.report}
+
+    def baselines(self) -> list[Baseline]:
+        """The soft-label filter alone: what the network must beat to have learnt anything."""
+        if self.soft_label_filter is None:
+            return []
+        return [Baseline(f"{self.soft_label_name} filter (soft label)", self.soft_label_filter)]
 
     def training_modules(self) -> dict[str, nn.Module]:
         return {"backbone": self.backbone, "detail_block": self.detail_block}
+
+    def module_specs(self) -> dict[str, dict[str, Any]]:
+        return dict(self.specs)
 
     def _gain(self, t: int, like: Tensor) -> Tensor | None:
         if self.hard_pair_gain is None or t < self.hard_pair_gain_after:

@@ -2,26 +2,72 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from torch import Tensor, nn
 
-from ..models.contract import run_backbone
-from .base import Method, StepOutput
+from ..config.schema import Config, Spec, spec
+from ..data.batches import PairedBatches
+from ..data.demo import resolve_folder
+from ..data.pairs import PairedSet
+from ..models.contract import default_loss_spec, run_backbone
+from ..registries import BACKBONES, LOSSES, METHODS
+from .base import FolderKind, Method, Progress, StepOutput
 
-__all__ = ["Supervised"]
+__all__ = ["Supervised", "SupervisedOptions"]
 
 
+@dataclass
+class SupervisedOptions:
+    """Options of supervised training on paired data (``method: sv``, the paper's "Ours-sv")."""
+
+    loss: Spec | None = spec(None, "losses", "Supervised loss; null uses the backbone's default loss.", optional=True)
+
+
+@METHODS.register("sv")
 class Supervised(Method):
-    """The ``sv`` method: ``loss(f-restored degraded, clean)`` on aligned crops.
+    """Supervised training (``method: sv``): ``loss(f-restored degraded, clean)`` on aligned crops of pairs.
 
     Args:
         backbone: the restoration network.
         loss: the supervised loss (the backbone's default when the config names none).
+        backbone_spec: the backbone's config spec (recorded in model files).
     """
 
-    def __init__(self, backbone: nn.Module, loss: nn.Module) -> None:
+    options = SupervisedOptions
+
+    def __init__(self, backbone: nn.Module, loss: nn.Module, backbone_spec: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.loss = loss
+        self.backbone_spec = backbone_spec or {}
+
+    @classmethod
+    def from_config(cls, config: Config, options: SupervisedOptions) -> Supervised:
+        backbone = BACKBONES.build(config.backbone, path="backbone")
+        loss = LOSSES.build(options.loss or default_loss_spec(backbone), path="sv.loss")
+        return cls(backbone, loss, config.backbone)
+
+    @classmethod
+    def data_folders(cls, config: Config, options: SupervisedOptions) -> dict[str, FolderKind]:
+        return {"data.paired": "pairs"}
+
+    def training_batches(
+        self, config: Config, *, rank: int = 0, progress: Progress | None = None
+    ) -> tuple[PairedBatches, dict[str, Any]]:
+        """Aligned random crops of the pairs of ``data.paired``."""
+        data = config.data
+        assert data.paired is not None  # validation checked data_folders()
+        pairs = PairedSet(
+            resolve_folder(data.paired), on_bad_image=data.on_bad_image, crop_size=data.crop_size,
+            small_images=data.small_images,
+        )
+        batches = PairedBatches(
+            pairs, crop_size=data.crop_size, batch_size=data.batch_size, flip=data.flip, seed=config.train.seed,
+            rank=rank,
+        )
+        return batches, {"paired": pairs.report}
 
     def training_step(self, batch: dict[str, Tensor], t: int, *, want_images: bool = False) -> StepOutput:
         degraded, target = batch["degraded"], batch["target"]
@@ -31,3 +77,6 @@ class Supervised(Method):
         if want_images:
             images = {"degraded": degraded, "restored": out.restored, "residual": out.residual, "clean": target}
         return StepOutput(loss, {"loss": loss}, {k: v.detach() for k, v in images.items()})
+
+    def module_specs(self) -> dict[str, dict[str, Any]]:
+        return {"backbone": self.backbone_spec}

@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Restoration", "run_backbone", "count_parameters", "ParamConvention"]
+__all__ = ["Restoration", "run_backbone", "count_parameters", "ParamConvention", "default_loss_spec"]
 
 ParamConvention = Literal["trainable", "weights", "trainable+bn_stats"]
 
@@ -58,6 +58,11 @@ def run_backbone(backbone: nn.Module, x: Tensor) -> Restoration:
         f"{type(backbone).__name__}.forward must return the residual tensor or a dict with a "
         f"'residual' key, got {type(out).__name__}"
     )
+
+
+def default_loss_spec(backbone: nn.Module) -> dict[str, str]:
+    """The backbone's own training loss (the paper: "we use their default loss function"), else SSIM."""
+    return {"type": getattr(backbone, "default_loss", None) or "ssim"}
 
 
 def count_parameters(module: nn.Module, convention: ParamConvention = "trainable") -> int:

@@ -120,8 +120,21 @@ def _generated_notice(what: str) -> str:
 
 
 # --------------------------------------------------------------------------- config reference
+def _method_sections() -> list[tuple[str, Any]]:
+    """``(name, options dataclass)`` of each built-in method that has options, in registry order."""
+    from restorekit.registries import METHODS
+
+    sections = []
+    for name in METHODS.builtin_table():
+        options = METHODS.get(name).options
+        if options is not None:
+            sections.append((name, options))
+    return sections
+
+
 def config_reference() -> str:
-    """Every config key with its type, default and meaning, from ``restorekit.config.schema``."""
+    """Every config key with its type, default and meaning, from ``restorekit.config.schema`` and
+    the built-in methods' option sections (each method's ``options`` dataclass)."""
     from restorekit.config.schema import Config, iter_fields, type_name
 
     sections: dict[str, tuple[str, list[tuple[str, Any, Any, dict]]]] = {"": ("", [])}
@@ -131,8 +144,15 @@ def config_reference() -> str:
         if section not in sections:
             sections[section] = (hints[section].metadata.get("doc") or "", [])
         sections[section][1].append((key, annotation, default, meta))
+    # The methods' sections come right after the top-level keys, where a config writes them.
+    methods = {
+        name: (options.__doc__ or "", list(iter_fields(options, prefix=f"{name}.")))
+        for name, options in _method_sections()
+    }
+    top = sections.pop("")
+    sections = {"": top, **methods, **sections}
 
-    out = [_generated_notice("restorekit/config/schema.py")]
+    out = [_generated_notice("restorekit/config/schema.py and each method's options")]
     for section, (doc, fields) in sections.items():
         title = f"`{section}:`" if section else "Top level"
         out.append(f"(config-{section or 'top'})=\n## {title}\n")
@@ -234,12 +254,11 @@ def in_short(text: str) -> str:
 
 def describe_config(path: Path, root: Path = ROOT) -> ConfigEntry:
     """Read a config's header and its resolved method, backbone and schedule (no validation of names)."""
-    from restorekit.config.loader import load_raw, read_yaml
-    from restorekit.config.schema import Config, from_mapping
+    from restorekit.config import load_raw, parse_config, read_yaml
 
     method = backbone = iters = None
     try:
-        config = from_mapping(Config, load_raw(path))
+        config = parse_config(load_raw(path))
         method, backbone, iters = config.method, config.backbone.get("type"), config.train.iters
     except Exception:  # a config broken on purpose still gets listed; tests/test_configs.py judges it
         pass

@@ -1,4 +1,8 @@
-"""Device, precision and compilation: the only module that asks torch about CUDA."""
+"""Device, precision and compilation: the only module that asks torch about CUDA.
+
+It sits below both the training engine and inference: the one place that says where a run
+computes (:func:`resolve_device`) and which precision is fast there (:func:`fast_precision`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "resolve_device",
@@ -17,6 +21,7 @@ __all__ = [
     "autocast",
     "to_device_batch",
     "bf16_is_fast",
+    "fast_precision",
     "compile_for_inference",
     "compile_for_training",
 ]
@@ -65,15 +70,20 @@ def bf16_is_fast(device: torch.device | str) -> bool:
     return device.type == "cpu" and _cpu_bf16_is_native()
 
 
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """``auto`` → ``bf16`` where ``device`` computes bfloat16 natively, else ``fp32``; others unchanged.
+def fast_precision(device: torch.device | str) -> str:
+    """The fastest precision on ``device`` that keeps results usable: ``bf16`` where it is native, else ``fp32``.
 
-    Without native support (e.g. an AVX2-only CPU) bf16 autocast is emulated: a hagg
-    distillation step measured ~10× *slower* than fp32 on such a 2-core CPU, so ``auto`` is
-    the setting a portable config should carry.
+    Without native support (e.g. an AVX2-only CPU) bf16 autocast is emulated and slower than
+    fp32 (see the performance page of the docs for measurements), so this is what ``auto``
+    means everywhere: in configs, on the command line and in the benchmarks.
     """
+    return "bf16" if bf16_is_fast(device) else "fp32"
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``auto`` → :func:`fast_precision` of ``device``; ``fp32`` and ``bf16`` unchanged."""
     if precision == "auto":
-        return "bf16" if bf16_is_fast(device) else "fp32"
+        return fast_precision(device)
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
     return precision
@@ -83,10 +93,9 @@ def compile_for_inference(module: nn.Module) -> nn.Module:
     """``torch.compile`` for inference with frozen weights.
 
     Freezing treats the weights as constants, which lets Inductor pre-pack them for oneDNN and
-    fuse ReLU, additions and the bf16 casts into the convolutions (on this project's reference
-    2-core AVX-512 CPU: ~1.3× over eager channels-last bf16 for hagg at 512², see
-    ``tools/benchmark.py``). The price: the compiled function is a snapshot of the weights, and
-    it must be called under ``torch.no_grad()`` or ``torch.inference_mode()``.
+    fuse ReLU, additions and the bf16 casts into the convolutions (``tools/benchmark.py``
+    measures what it gains on a machine). The price: the compiled function is a snapshot of the
+    weights, and it must be called under ``torch.no_grad()`` or ``torch.inference_mode()``.
     """
     return torch.compile(module, options={"freezing": True})
 
@@ -94,10 +103,10 @@ def compile_for_inference(module: nn.Module) -> nn.Module:
 def compile_for_training(modules: dict[str, nn.Module]) -> None:
     """Compile each module's forward in place (``nn.Module.compile``: names and state dicts unchanged).
 
-    Inductor then fuses the elementwise work of forward and backward. Measured on the reference
-    CPU it made the hagg distillation step *slower* (0.46 s vs 0.35 s in channels-last bf16: its
-    generated kernels for the bf16 elementwise ops lose to ATen's), so it is an option for GPUs
-    and other backbones, not a default.
+    Inductor then fuses the elementwise work of forward and backward. On a CPU it made the
+    hagg distillation step slower than eager channels-last bf16 (its generated kernels for the
+    bf16 elementwise ops lose to ATen's; the docs' performance page has the measurement), so it
+    is an option for GPUs and other backbones, not a default.
     """
     for module in modules.values():
         module.compile()

@@ -1,33 +1,35 @@
-"""Compute each training photo's soft label once, and keep it on disk for later runs.
+"""Soft labels for distillation: each training photo's label computed once, and kept on disk for later runs.
 
-A median of kernel 31 costs ~20 ms per 512×512 photo with OpenCV but ~40× a whole training
-step as a tensor op (DESIGN §5), so labels are never computed inside the training step. The
-disk cache is keyed by the photo file's content and the filter's settings: renaming a file
-reuses its label; editing it, or changing the filter, makes a new one. Runs (and the ranks of a
-multi-process run) that share the cache folder share labels.
+A wide median costs milliseconds per photo with OpenCV but many times a whole training step
+as a tensor op, so labels are never computed inside the training step. The disk cache is keyed
+by the photo file's content and the filter's settings: renaming a file reuses its label;
+editing it, or changing the filter, makes a new one. Runs (and the ranks of a multi-process
+run) that share the cache folder share labels.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .base import SoftLabelFilter
+from .. import _atomic
+from .._cache import cache_root
+from ..filters.base import SoftLabelFilter
 
-__all__ = ["SoftLabelCache", "content_digest"]
+__all__ = ["SoftLabelCache", "label_cache_folder"]
 
 #: Bump when image decoding changes in a way that changes pixels (invalidates cached labels).
 DECODE_VERSION = "1"
 
 
-def content_digest(data: bytes) -> str:
-    """Hex digest of a file's bytes, used as its cache key."""
-    return hashlib.sha256(data).hexdigest()[:32]
+def label_cache_folder(setting: str | None) -> Path | None:
+    """The folder of ``data.soft_label_cache``: ``auto`` is ``<cache>/soft_labels``, None keeps nothing."""
+    if setting is None:
+        return None
+    return cache_root() / "soft_labels" if setting == "auto" else Path(setting)
 
 
 class SoftLabelCache:
@@ -71,13 +73,6 @@ class SoftLabelCache:
             ok, encoded = cv2.imencode(".png", cv2.cvtColor(label, cv2.COLOR_RGB2BGR))
             if not ok:
                 return
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(encoded.tobytes())
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            _atomic.write_bytes(path, encoded.tobytes())
         except OSError:
             pass  # a read-only or full cache folder only costs recomputation next time
