@@ -1,7 +1,9 @@
 """Training losses, registered in :data:`restorekit.LOSSES`.
 
-Every loss is an ``nn.Module`` called as ``loss(pred, target, **ctx)``: ``pred`` and
-``target`` are N×3×H×W images in [0, 1]; ``ctx`` may hold ``restoration`` (the backbone's
-:class:`~restorekit.models.Restoration`, for losses on auxiliary outputs) and ``rain`` (the
-known degradation ``degraded - clean`` of a hard or supervised pair). Pixel losses ignore ``ctx``.
+Every loss is called as ``loss(pred, target, **ctx)``; :mod:`restorekit.losses.base` says what
+``ctx`` may hold (the backbone's ``restoration`` and the known ``rain``). Pixel losses ignore it.
 """
+
+from .base import Loss
+
+__all__ = ["Loss"]

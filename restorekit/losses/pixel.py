@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..registries import LOSSES
+from .base import Loss
 
 __all__ = ["L1Loss", "MSELoss"]
 
 
 @LOSSES.register("l1")
-class L1Loss(nn.Module):
+class L1Loss(Loss):
     """Mean absolute error."""
 
     def forward(self, pred: Tensor, target: Tensor, **ctx: object) -> Tensor:
@@ -19,7 +20,7 @@ class L1Loss(nn.Module):
 
 
 @LOSSES.register("mse")
-class MSELoss(nn.Module):
+class MSELoss(Loss):
     """Mean squared error (DDN's training loss)."""
 
     def forward(self, pred: Tensor, target: Tensor, **ctx: object) -> Tensor:

@@ -12,9 +12,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel1d
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..registries import LOSSES
+from .base import Loss
 
 __all__ = ["ssim", "SSIMLoss"]
 
@@ -73,7 +74,7 @@ def _ssim_fp32(x: Tensor, y: Tensor, window_size: int, sigma: float, data_range:
 
 
 @LOSSES.register("ssim")
-class SSIMLoss(nn.Module):
+class SSIMLoss(Loss):
     """``1 - SSIM(pred, target)``: zero for identical images.
 
     Args:

@@ -31,9 +31,10 @@ Targets and how they differ from the official code
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..registries import LOSSES
+from .base import Loss
 
 __all__ = ["JORDERELoss", "rain_mask_target"]
 
@@ -44,7 +45,7 @@ def rain_mask_target(rain: Tensor, threshold: float = 0.02) -> Tensor:
 
 
 @LOSSES.register("jordere")
-class JORDERELoss(nn.Module):
+class JORDERELoss(Loss):
     """JORDER-E's loss: L1 on both stages + mask cross-entropy + level L1.
 
     Needs ``ctx["restoration"]`` (a :class:`~restorekit.models.Restoration` whose ``aux``
