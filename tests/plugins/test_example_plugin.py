@@ -77,3 +77,41 @@ def test_sv_training_with_the_plugin_backbone(run_cli, tmp_path: Path, image_fol
     )
     assert result.returncode == 0, result.output
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+@pytest.mark.usefixtures("example_plugin_in_process")
+def test_method_is_found_by_name_with_its_own_config_section():
+    from restorekit import METHODS
+    from restorekit.config import parse_config
+    from restorekit.methods import build_method
+
+    assert "example_soft_only" in METHODS.names()
+    assert METHODS.info("example_soft_only").source == "plugin:restorekit-example==0.1.0"
+    config = parse_config({
+        "method": "example_soft_only",
+        "backbone": {"type": "example_net", "channels": 8, "num_blocks": 1},
+        "example_soft_only": {"soft_label": {"type": "example_opening", "kernel_size": 5}},
+    })
+    method = build_method(config)
+    assert type(method).__name__ == "SoftOnly" and method.module_specs() == {"backbone": config.backbone}
+    assert type(method).data_folders(config, config.example_soft_only) == {"data.rainy": "photos"}
+    # Learning from the soft label alone: the loss is zero when the network restores the label exactly.
+    degraded = torch.rand(2, 3, 24, 24)
+    with torch.no_grad():
+        out = method.training_step({"degraded": degraded, "soft_label": run_backbone(method.backbone, degraded).restored}, 1)
+    assert float(out.loss) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_plugin_method_trains_through_the_cli(run_cli, tmp_path: Path, image_folders):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "train", str(CONFIGS / "dt_hagg.yaml"), *QUICK_TRAINING, "method=example_soft_only",
+        "example_soft_only={soft_label: {type: example_opening, kernel_size: 5}}",
+        f"data.rainy={image_folders['rainy']}", "--work-dir", str(run_dir),
+    )
+    assert result.returncode == 0, result.output
+    assert "iter 3/3" in result.output and (run_dir / "model.safetensors").is_file()
+    assert "example_soft_only:" in (run_dir / "config.yaml").read_text()
+    result = run_cli("list", "methods")
+    assert result.output.split() == ["dt", "example_soft_only", "sv"]
