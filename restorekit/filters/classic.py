@@ -3,7 +3,7 @@
 The paper prefers the median for rain: rain brightens a minority of pixels in any window, so
 the window's median ignores it, where a mean or Gaussian averages it in (paper Fig. 4). For
 noise, which touches every pixel, an averaging or edge-preserving filter is the right tool.
-OpenCV's median is exact and about 1000× faster than a tensor median at kernel 31 (DESIGN §5).
+OpenCV's median is exact and orders of magnitude faster than a tensor median at kernel 31.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ def _channels_in_parallel(image: np.ndarray, per_channel) -> np.ndarray:
     """Apply a single-channel OpenCV call to each channel on its own thread.
 
     OpenCV's median runs one thread per call, and releases the GIL: three channels on three
-    threads use every core (1.52× faster on 2 cores, 30.9 → 20.4 ms for 512² RGB, measured by
-    ``tools/benchmark.py``).
-    ``cv2.setNumThreads(1)`` (what ``runtime.threads: 1`` sets) keeps it to one call; any other
-    setting only switches the threads on, and all three channels run at once, even on 2 cores
-    (median of 15 alternating timings, 512² RGB: 20.4 ms against 22.4 ms with two workers).
-    The pool is made per process, so a forked data-loader worker gets its own.
+    threads use every core (``tools/benchmark.py`` times it against one plain call and prints
+    the ratio). ``cv2.setNumThreads(1)`` (what ``runtime.threads: 1`` sets) keeps it to one
+    call; any other setting only switches the threads on, and all three channels run at once,
+    even on 2 cores (three workers there measured faster than two). The pool is made per
+    process, so a forked data-loader worker gets its own.
     """
     global _channel_pool
     threads = min(image.shape[2], cv2.getNumThreads(), os.cpu_count() or 1)
