@@ -27,8 +27,11 @@ def _split_overrides(args: argparse.Namespace) -> list[str]:
     return [*(args.overrides or []), *(args.set or [])]
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config file (see configs/)")
+def _add_config_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    if optional:
+        p.add_argument("config", nargs="?", help="YAML config file (see configs/); with --resume, the run's own by default")
+    else:
+        p.add_argument("config", help="YAML config file (see configs/)")
     p.add_argument(
         "overrides",
         nargs="*",
@@ -89,9 +92,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", help="train from a config", description="Train from a config.")
-    _add_config_args(p)
+    _add_config_args(p, optional=True)
     p.add_argument("--work-dir", help="run folder (default: runtime.work_dir or runs/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run folder's latest checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run folder's latest checkpoint, with the run's own config (no CONFIG needed)",
+    )
+    p.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="let a resume change what is safe to change (train.iters, logging, checkpoints, eval, threads, device)",
+    )
+    p.add_argument(
+        "--allow-imports",
+        action="store_true",
+        help="run the Python modules the config lists under imports: (without it, such a config is refused)",
+    )
 
     p = sub.add_parser("validate", help="check a config without running it (exit 0 only if valid)")
     _add_config_args(p)
@@ -117,13 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="restore a photo or a folder of photos")
     p.add_argument("--checkpoint", required=True, help="model file, checkpoint folder or run folder")
     p.add_argument("--input", required=True, help="an image file or a folder (searched recursively)")
-    p.add_argument("--output", required=True, help="output folder (PNG files, same relative names)")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output folder (PNG files, same relative names), or for one input image an image file (e.g. out.png)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
     _add_runtime_args(p)
 
     p = sub.add_parser("convert", help="convert a foreign checkpoint into a restorekit model file")
     p.add_argument("--from", dest="source_format", required=True, help="source format: rain-over-me")
     p.add_argument("src", help="input checkpoint (e.g. latest_net_G.pth)")
     p.add_argument("dst", help="output model file (.safetensors) or folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a model file already at the destination")
 
     p = sub.add_parser("list", help="list registered names of a kind, one per line")
     p.add_argument("kind", help="methods, backbones, detail_blocks, filters, losses, schedulers or synthesizers")
@@ -146,26 +169,42 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- commands
 def _cmd_train(args: argparse.Namespace, console: Console) -> int:
     from .config import load_config
+    from .engine.run_folder import run_config_file
     from .engine.trainer import Trainer
 
-    resolved = load_config(args.config, _split_overrides(args))
-    result = Trainer(resolved, work_dir=args.work_dir, resume=args.resume, console=console).fit()
+    overrides = _split_overrides(args)
+    config = args.config
+    if config is not None and "=" in config and not Path(config).exists():  # `train --resume train.iters=9`
+        config, overrides = None, [config, *overrides]
+    if config is None:
+        if not (args.resume and args.work_dir):
+            raise ConfigError("give a config file (or --resume --work-dir RUN to continue a run with its own config)")
+        config = run_config_file(Path(args.work_dir))
+        if config is None:
+            raise ConfigError(f"{args.work_dir} holds no run (no config.yaml); give the config it was started with")
+    imports = "run" if args.allow_imports else "refuse"
+    resolved = load_config(config, overrides, imports=imports)
+    trainer = Trainer(resolved, work_dir=args.work_dir, resume=args.resume, allow_changes=args.allow_changes, console=console)
+    result = trainer.fit()
     return {"SIGINT": 130, "SIGTERM": 143}.get(result.interrupted or "", 0)
 
 
 def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
     from .config import load_config
 
-    resolved = load_config(args.config, _split_overrides(args))
+    resolved = load_config(args.config, _split_overrides(args), imports="skip")  # never runs a config's code
     cfg = resolved.config
     console.print(f"{args.config}: valid ({cfg.method}, backbone {cfg.backbone['type']}, {cfg.train.iters} iterations)")
+    for note in resolved.notes:
+        console.print(f"note: {note}", style="yellow")
     return 0
 
 
 def _cmd_print_config(args: argparse.Namespace, console: Console) -> int:
     from .config import load_config
 
-    print(load_config(args.config, _split_overrides(args), check_data_folders=False).to_yaml(), end="")
+    resolved = load_config(args.config, _split_overrides(args), check_data_folders=False, imports="skip")
+    print(resolved.to_yaml(), end="")
     return 0
 
 
@@ -243,38 +282,84 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
 
 
 def _output_paths(images: list[Path], source: Path, output: Path) -> list[tuple[Path, Path]]:
-    """Each image's PNG in ``output`` (same relative path); photos that would share a PNG name
-    (``a.jpg`` and ``a.tif``) keep their extension in it (``a.jpg.png``), so none overwrites another."""
-    targets = [output / p.relative_to(source).with_suffix(".png") for p in images]
-    shared = {t for t in targets if targets.count(t) > 1}
-    return [
-        (p, output / p.relative_to(source).with_name(p.name + ".png") if t in shared else t)
-        for p, t in zip(images, targets)
-    ]
+    """Each image's PNG in ``output``, at its relative path: ``a.jpg`` → ``a.png``. Photos that would
+    share a PNG (``a.jpg`` and ``a.tif``) keep their extension in it (``a.jpg.png``, ``a.tif.png``),
+    and a name still taken (by a photo named ``a.jpg.png``) gets a number (``a.jpg-2.png``), so every
+    photo gets an output of its own."""
+    preferred = [output / p.relative_to(source).with_suffix(".png") for p in images]
+    counts: dict[Path, int] = {}
+    for target in preferred:
+        counts[target] = counts.get(target, 0) + 1
+    taken = {t for t in preferred if counts[t] == 1}
+    targets: list[Path] = []
+    for image, target in zip(images, preferred):
+        if counts[target] > 1:
+            target = output / image.relative_to(source).with_name(image.name + ".png")
+            number = 1
+            while target in taken:
+                number += 1
+                target = output / image.relative_to(source).with_name(f"{image.name}-{number}.png")
+            taken.add(target)
+        targets.append(target)
+    return list(zip(images, targets))
+
+
+def _restore_jobs(source: Path, output: Path, overwrite: bool) -> list[tuple[Path, Path]]:
+    """The (input, output) files of a restore, refusing before any work whatever would overwrite
+    an input photo or, without ``overwrite``, an existing file."""
+    from .data.io import IMAGE_EXTENSIONS, list_images
+
+    if not source.exists():
+        raise ConfigError(f"--input {source}: no such file or folder")
+    names_a_file = output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir()
+    if source.is_file():
+        target = output if names_a_file else output / f"{source.stem}.png"
+        if target.resolve() == source.resolve():
+            raise ConfigError(f"--output {target} is the input photo itself: it would be overwritten; choose another name")
+        jobs = [(source, target)]
+    else:
+        if names_a_file:
+            raise ConfigError(f"--output {output} names an image file, but --input {source} is a folder: give a folder")
+        inside, outside = source.resolve(), output.resolve()
+        if outside == inside:
+            raise ConfigError(
+                f"--output {output} is the input folder: the restored photos would replace the originals; "
+                "choose another folder"
+            )
+        if inside in outside.parents:
+            raise ConfigError(
+                f"--output {output} is inside the input folder {source}: the next restore of that folder would restore "
+                "the results again; choose a folder outside it"
+            )
+        jobs = _output_paths(list_images(source), source, output)
+    existing = [target for _, target in jobs if target.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(str(t) for t in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise ConfigError(f"{len(existing)} output file(s) already exist ({shown}); pass --overwrite to replace them")
+    return jobs
 
 
 def _cmd_restore(args: argparse.Namespace, console: Console) -> int:
-    from .data.io import list_images, read_image, write_image
+    from .data.io import is_animated_gif, read_bytes, read_image, write_image
     from .errors import ImageReadError
     from .inference import restore_files
 
+    source, output = Path(args.input).expanduser(), Path(args.output).expanduser()
+    jobs = _restore_jobs(source, output, args.overwrite)  # refused before the model is even loaded
     loaded, restorer = _load_restorer(args)
-    source = Path(args.input).expanduser()
-    output = Path(args.output)
-    if source.is_file():
-        jobs = [(source, output / f"{source.stem}.png")]
-    else:
-        jobs = _output_paths(list_images(source), source, output)
     failed = 0
     # Decoding the next photo and encoding the last one overlap the network's work on this one.
     for result in restore_files(restorer, jobs, read=read_image, write=write_image, skip=(ImageReadError,)):
         if result.error is not None:
             failed += 1
             console.print(f"skipped {result.error}", style="yellow")
+        elif result.source.suffix.lower() == ".gif" and is_animated_gif(read_bytes(result.source)):
+            console.print(f"{result.source}: an animated GIF; restored its first frame into {result.target}")
     if failed == len(jobs):
         console.print(f"error: none of the {len(jobs)} image(s) could be read (each is listed above); nothing restored")
         return 2
-    console.print(f"restored {len(jobs) - failed} image(s) into {output}" + (f"; {failed} skipped" if failed else ""))
+    where = jobs[0][1] if source.is_file() else output
+    console.print(f"restored {len(jobs) - failed} image(s) into {where}" + (f"; {failed} skipped" if failed else ""))
     return 0
 
 
@@ -294,7 +379,7 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
 def _cmd_convert(args: argparse.Namespace, console: Console) -> int:
     from .convert import convert
 
-    path = convert(args.source_format, args.src, args.dst)
+    path = convert(args.source_format, args.src, args.dst, overwrite=args.overwrite)
     console.print(f"wrote {path}")
     return 0
 
@@ -400,15 +485,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM) else 2
     except (MemoryError, RuntimeError) as exc:
         text = str(exc)
-        if args.debug or not (isinstance(exc, MemoryError) or "out of memory" in text or "allocate memory" in text):
+        if args.debug:
             raise
+        # torch says "CUDA out of memory" on a GPU and "DefaultCPUAllocator: not enough memory" on a CPU.
+        if not (isinstance(exc, MemoryError) or any(w in text for w in ("out of memory", "not enough memory",
+                                                                         "allocate memory"))):
+            return _internal_error(exc, console)
         first = text.strip().splitlines()[0] if text.strip() else "MemoryError"
-        console.print(
-            f"error: out of memory ({first[:200]}); use smaller images, a smaller data.batch_size or "
-            "data.crop_size, or data.in_memory=false",
-            style="red",
-        )
+        if args.command in ("restore", "test"):
+            advice = "restore in tiles: --tile 512 gives the same result with memory bounded by the tile, not the image"
+        else:
+            advice = "use smaller images, a smaller data.batch_size or data.crop_size, or data.in_memory=false"
+        console.print(f"error: out of memory ({first[:200]}); {advice}", style="red")
         return 1
+    except Exception as exc:  # a bug, not bad input: say so in one line rather than a traceback
+        if args.debug:
+            raise
+        return _internal_error(exc, console)
+
+
+def _internal_error(exc: BaseException, console: Console) -> int:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    console.print(
+        f"error: {type(exc).__name__}: {first} (an internal error of restorekit, not of your input; "
+        "rerun with --debug to see where, and please report it)",
+        style="red",
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

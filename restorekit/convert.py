@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError, did_you_mean
-from .model_file import save_model
+from .model_file import MODEL_FILE, save_model
 
 __all__ = ["FORMATS", "convert", "rain_over_me_state"]
 
@@ -130,8 +130,12 @@ def rain_over_me_state(
 FORMATS = {"rain-over-me": rain_over_me_state}
 
 
-def convert(source_format: str, src: str | Path, dst: str | Path) -> Path:
-    """Convert ``src`` (of ``source_format``) into a restorekit model file at ``dst``."""
+def convert(source_format: str, src: str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:
+    """Convert ``src`` (of ``source_format``) into a restorekit model file at ``dst``.
+
+    ``dst`` is a ``.safetensors`` file or a folder (a run folder: ``dst/model.safetensors``). A
+    model file already there (a trained run's) is never replaced unless ``overwrite``.
+    """
     from .registries import BACKBONES, DETAIL_BLOCKS
 
     if source_format not in FORMATS:
@@ -151,7 +155,12 @@ def convert(source_format: str, src: str | Path, dst: str | Path) -> Path:
         raise CheckpointError(f"{src}: tensor shapes do not match the hagg topology: {exc}") from None
     dst = Path(dst)
     if dst.suffix != ".safetensors":
-        dst = dst / "model.safetensors" if dst.is_dir() or not dst.suffix else dst.with_suffix(".safetensors")
+        dst = dst / MODEL_FILE if dst.is_dir() or not dst.suffix else dst.with_suffix(".safetensors")
+    if dst.exists() and not overwrite:
+        raise CheckpointError(
+            f"{dst} already exists (a trained model?); nothing was written. Pass --overwrite to replace it, "
+            "or give another destination"
+        )
     return save_model(
         dst,
         {"backbone": backbone, "detail_block": deb},

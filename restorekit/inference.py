@@ -40,9 +40,14 @@ import torch
 from torch import nn
 
 from .device import autocast, bf16_is_fast, compile_for_inference, resolve_precision
+from .errors import TrainingError
 from .models.contract import run_backbone
 
-__all__ = ["Restorer", "to_tensor", "to_uint8", "plan_axis", "Window", "restore_files", "FileResult"]
+__all__ = ["NonFiniteOutputError", "Restorer", "to_tensor", "to_uint8", "plan_axis", "Window", "restore_files", "FileResult"]
+
+
+class NonFiniteOutputError(TrainingError):
+    """The network produced NaN or Inf values: what it returned is no image (a failure, exit status 1)."""
 
 
 def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -161,6 +166,11 @@ class Restorer:
         x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         with autocast(self.device, self.precision):
             residual = run_backbone(self._network, x).residual
+        if not torch.isfinite(residual).all():  # one check per pass: NaN would become black pixels
+            raise NonFiniteOutputError(
+                f"the network's output holds NaN or Inf values ({self.precision} on {self.device}, a "
+                f"{x.shape[-1]}×{x.shape[-2]} image): its weights overflow here; try --precision fp32, or another model"
+            )
         # The subtraction in fp32: a bf16 input would round the restored image to ~2 grey levels.
         return (x - residual.float()).clamp_(0.0, 1.0)
 

@@ -195,6 +195,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, with_det
         info = json.loads(metadata.get("info", "{}"))
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{file}: damaged metadata ({exc})") from None
+    _check_finite(tensors, file)
     backbone = _build_recorded(BACKBONES, spec, "backbone", file)
     load_weights(backbone, tensors, "backbone", file)
     detail_block = None
@@ -209,6 +210,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, with_det
     return LoadedModel(backbone, spec, info, file, detail_block)
 
 
+def _check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
+    """Refuse weights with NaN or Inf values: such a network turns every photo black (or worse)."""
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in tensors.items() if v.is_floating_point()}
+    bad = {k: n for k, n in bad.items() if n}
+    if bad:
+        listed = ", ".join(f"{k} ({n})" for k, n in list(bad.items())[:4]) + (" ..." if len(bad) > 4 else "")
+        raise CheckpointError(
+            f"{file}: the weights hold NaN or Inf values ({listed}): this network cannot restore anything. "
+            "The run diverged before it was saved; use an earlier checkpoint of it (checkpoints/iter_*) or retrain"
+        )
+
+
 def _build_recorded(registry: Any, spec: Any, what: str, file: Path) -> nn.Module:
     """Build the network a model file records; a spec that does not build is the file's fault."""
     try:
@@ -221,9 +234,23 @@ def _build_recorded(registry: Any, spec: Any, what: str, file: Path) -> nn.Modul
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, file: Path) -> None:
-    """Load the ``<prefix>.*`` tensors of a file into ``module`` (all of them, no more)."""
+    """Load the ``<prefix>.*`` tensors of a file into ``module`` (all of them, no more).
+
+    A mismatch is reported in one line (the first differing tensors), not PyTorch's dump of every key.
+    """
     state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{file}: the {prefix} weights do not fit the recorded network: {exc}") from None
+    expected = module.state_dict()
+    problems = [f"{k}: file {tuple(state[k].shape)}, network {tuple(v.shape)}" for k, v in expected.items()
+                if k in state and state[k].shape != v.shape]
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing:
+        problems.append(f"missing from the file: {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
+    if extra:
+        problems.append(f"not in the network: {', '.join(extra[:3])}" + (" ..." if len(extra) > 3 else ""))
+    if problems:
+        raise CheckpointError(
+            f"{file}: the {prefix} weights do not fit the network ({len(problems)} difference(s); "
+            + "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "") + ")"
+        )
+    module.load_state_dict(state, strict=True)

@@ -110,7 +110,7 @@ def test_imports_key_registers_local_components(tmp_path):
     import restorekit
 
     with restorekit.LOSSES.scoped():
-        assert load_config(config).config.dt.hard_loss == {"type": "my_local_l1"}
+        assert load_config(config, imports="run").config.dt.hard_loss == {"type": "my_local_l1"}
     with pytest.raises(ConfigError, match="not found") as err:
-        load_config(config, ["imports=[missing.py]"])
+        load_config(config, ["imports=[missing.py]"], imports="run")
     assert err.value.path == "imports[0]"

@@ -306,7 +306,7 @@ def test_photo_folder_of_everything_reports_each_bad_file_and_keeps_the_rest(tmp
 
 def test_empty_and_imageless_folders(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"empty: no image files found \(looked for .bmp, .jpeg.*\); it is empty"):
+    with pytest.raises(DataError, match=r"empty: no image files found \(looked for .bmp, .gif, .jpeg.*\); it is empty"):
         list_images(tmp_path / "empty")
     write(tmp_path / "texts" / "a.txt", b"x")
     write(tmp_path / "texts" / "b.md", b"x")

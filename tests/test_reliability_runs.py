@@ -32,6 +32,7 @@ from restorekit.config import load_config
 from restorekit.data.io import write_image
 from restorekit.engine.progress import TrainingProgress
 from restorekit.engine.trainer import Trainer
+from restorekit.errors import TrainingError
 from restorekit.methods.dt import Distillation
 from restorekit.registries import LOSSES
 from restorekit.testing import make_photo
@@ -71,12 +72,13 @@ def write_config(tmp_path: Path, data: dict[str, Path], **train: object) -> Path
     return path
 
 
-def fit(config: Path, work: Path, *overrides: str, resume: bool = False):
+def fit(config: Path, work: Path, *overrides: str, resume: bool = False, allow_changes: bool = False):
     """Train in this process; returns the result and everything printed."""
     out = io.StringIO()
     console = Console(file=out, markup=False, highlight=False, soft_wrap=True, width=300)
-    result = Trainer(load_config(config, overrides), work_dir=work, resume=resume, console=console).fit()
-    return result, out.getvalue()
+    trainer = Trainer(load_config(config, overrides), work_dir=work, resume=resume, allow_changes=allow_changes,
+                      console=console)
+    return trainer.fit(), out.getvalue()
 
 
 def stop_at(monkeypatch, iteration: int, sig: int = signal.SIGTERM) -> None:
@@ -206,9 +208,14 @@ def test_nan_loss_stops_with_exit_1_and_keeps_the_last_good_checkpoint(tmp_path,
                        str(tmp_path / "early")])
         assert status == 1 and "No checkpoint had been written yet" in capsys.readouterr().out
 
-    # The fix (here: a sane loss) continues from the good checkpoint.
-    result, printed = fit(config, work, resume=True)
-    assert result.iteration == 6 and "from iter_00000002 (iteration 2)" in printed
+        # The good checkpoint resumes (here stopping at iteration 4, before the loss diverges again).
+        result, printed = fit(config, work, "dt.soft_loss={type: nan_after_test, after: 3}", "train.iters=4",
+                              resume=True, allow_changes=True)
+        assert result.iteration == 4 and "from iter_00000002 (iteration 2)" in printed
+
+    # A resume is the run in the folder: another objective is another run, refused with the key.
+    with pytest.raises(TrainingError, match=r"dt\.soft_loss: .*nan_after_test.* in the run, .*ssim.* now"):
+        fit(config, work, resume=True)
 
 
 # --------------------------------------------------------------------------- signals, for real
@@ -252,10 +259,10 @@ def test_signal_writes_a_checkpoint_and_resume_finishes(tmp_path, data, sig, sta
     assert f"{name} received: finishing this iteration and writing a checkpoint" in out
     stopped = int(re.search(rf"stopped by {name} at iteration (\d+); checkpoint written", out)[1])
     assert stopped >= 3 and latest_of(work) == f"iter_{stopped:08d}"
-    assert f"Continue with: restorekit train {config} --resume --work-dir {work}" in out
+    assert f"Continue with: restorekit train --resume --work-dir {work}" in out  # the run's own config
 
     done = subprocess.run(
-        [sys.executable, "-m", "restorekit", "train", str(config), "--resume", f"train.iters={stopped + 2}",
+        [sys.executable, "-m", "restorekit", "train", "--resume", f"train.iters={stopped + 2}", "--allow-changes",
          "--work-dir", str(work)], cwd=tmp_path, capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -364,7 +371,7 @@ def test_crash_debris_and_missing_pointer_are_handled(tmp_path, data, capsys):
     debris.mkdir()
     (debris / "model.safetensors").write_bytes(b"\x10\0\0\0\0\0\0\0{")
     assert ckpt.latest_checkpoint(checkpoints).name == "iter_00000006"
-    result, _ = fit(config, work, "train.iters=8", resume=True)
+    result, _ = fit(config, work, "train.iters=8", resume=True, allow_changes=True)
     assert result.iteration == 8 and not debris.exists()
 
     # A crash between renaming a checkpoint into place and writing `latest`: the newest complete one counts.
@@ -382,7 +389,7 @@ def test_crash_debris_and_missing_pointer_are_handled(tmp_path, data, capsys):
     # A truncated checkpoint file (a disk error after the fact) is reported, not a traceback.
     (checkpoints / "latest").write_text("iter_00000008\n")
     (checkpoints / "iter_00000008" / "training.safetensors").write_bytes(b"\x08\0\0\0")
-    assert main(["train", str(config), "--resume", "--work-dir", str(work)]) == 2
+    assert main(["train", "--resume", "--work-dir", str(work)]) == 2  # with the run's own config (8 iterations)
     assert "iter_00000008: cannot read checkpoint" in capsys.readouterr().out
 
 

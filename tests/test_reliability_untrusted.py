@@ -14,14 +14,16 @@ import pickle
 import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from restorekit.cli import main
 from restorekit.config import load_config
-from restorekit.model_file import load_model, save_model
 from restorekit.errors import CheckpointError, ConfigError
+from restorekit.model_file import load_model, save_model
 from restorekit.registries import BACKBONES
 
 PACKAGE = Path(__file__).resolve().parents[1] / "restorekit"
@@ -67,7 +69,10 @@ def test_pth_given_where_a_model_is_expected_is_not_unpickled(tmp_path, capsys):
     path = malicious_files(tmp_path)["zip.pth"]
     with pytest.raises(CheckpointError, match="not a readable safetensors model file .*restorekit convert --from"):
         load_model(path)
-    assert main(["restore", "--checkpoint", str(path), "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    assert main(["restore", "--checkpoint", str(path), "--input", str(photos), "--output", str(tmp_path / "o")]) == 2
     assert "restorekit convert --from rain-over-me" in capsys.readouterr().out
     assert not (tmp_path / "PWNED").exists()
 
@@ -92,7 +97,7 @@ def _model(tmp_path: Path, spec: dict, tensors: dict | None = None, **metadata: 
         ({"type": "hagg", "channels": -4}, "cannot be built here"),
         ({"type": "hagg", "num_blocks": 3}, "cannot be built here"),
         ({"type": "hagg", "evil": "__import__('os').system('touch PWNED')"}, "has no argument 'evil'"),
-        ({"type": "hagg", "channels": 8}, "weights do not fit the recorded network"),
+        ({"type": "hagg", "channels": 8}, "weights do not fit the network"),
     ],
 )
 def test_model_file_with_hostile_metadata_is_refused(tmp_path, spec, words):

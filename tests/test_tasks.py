@@ -347,6 +347,7 @@ def test_distilled_noise_residual_has_the_source_noise_statistics(tmp_path):
                 # A toy network's own schedule: faster, then decaying to 0 as the paper's does.
                 "train.lr=1e-3", "train.lr_schedule={type: constant_then_linear, decay_start: 0.5}",
             ],
+            imports="run",
         )
         model = load_model(Trainer(resolved, work_dir=tmp_path / "run").fit().model_path, with_detail_block=True)
 

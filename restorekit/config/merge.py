@@ -45,13 +45,28 @@ def _strip_markers(data: Any) -> Any:
     return data
 
 
-def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The merged mapping of ``path`` and all its ``_base_`` files, not yet validated."""
+def _resolve_imports(data: dict[str, Any], folder: Path) -> None:
+    """A ``.py`` file named under ``imports:`` is relative to the config file that names it (a
+    ``_base_`` file too): make it absolute before the files are merged. Module names stay names."""
+    names = data.get("imports")
+    if isinstance(names, list):
+        data["imports"] = [
+            str((folder / n).resolve()) if isinstance(n, str) and n.endswith(".py") and not Path(n).is_absolute() else n
+            for n in names
+        ]
+
+
+def load_raw(path: str | Path, _chain: tuple[Path, ...] = (), *, files: list[Path] | None = None) -> dict[str, Any]:
+    """The merged mapping of ``path`` and all its ``_base_`` files, not yet validated.
+
+    ``files``, when given, receives every file of the inheritance, the bases first.
+    """
     path = Path(path).resolve()
     if path in _chain:
         cycle = " -> ".join(str(p) for p in (*_chain, path))
         raise ConfigError(f"_base_ inheritance has a cycle: {cycle}", source=str(path))
     data = read_yaml(path)
+    _resolve_imports(data, path.parent)
     bases = data.pop(BASE_KEY, [])
     if isinstance(bases, str):
         bases = [bases]
@@ -62,8 +77,11 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         base_path = (path.parent / base).resolve()
         if not base_path.is_file():
             chain = " -> ".join(str(p) for p in (*_chain, path))
-            raise ConfigError(f"_base_ file {base!r} not found (looked for {base_path}; chain: {chain})", source=str(path))
-        merged = _merge(merged, load_raw(base_path, (*_chain, path)))
+            what = "is a folder, not a config file" if base_path.is_dir() else "not found"
+            raise ConfigError(f"_base_ file {base!r} {what} (looked for {base_path}; chain: {chain})", source=str(path))
+        merged = _merge(merged, load_raw(base_path, (*_chain, path), files=files))
+    if files is not None:
+        files.append(path)
     return _strip_markers(_merge(merged, data))
 
 
@@ -85,7 +103,39 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = parse_yaml(raw, "command line") if raw.strip() else None
     except ConfigError as exc:
         raise ConfigError(f"override {shown!r}: {exc.message}", path=key, source="command line") from None
+    if _comment_dropped(raw, value):
+        # YAML read ' #...' as a comment and dropped it: a value on the command line is taken
+        # whole (a folder named "my rain #2"), or, when it is not text, refused.
+        if value is None or isinstance(value, str):
+            value = raw.strip()
+        else:
+            raise ConfigError(
+                f"override {shown!r}: the value holds ' #', which YAML reads as the start of a comment, so "
+                f"only {raw[: _comment_start(raw)].strip()!r} would be used; quote the value or remove the '#'",
+                path=key,
+                source="command line",
+            )
     return key.split("."), value
+
+
+_COMMENT_RE = re.compile(r"(?:^|\s)#")
+
+
+def _comment_start(raw: str) -> int:
+    match = _COMMENT_RE.search(raw)
+    return -1 if match is None else match.start()
+
+
+def _comment_dropped(raw: str, value: Any) -> bool:
+    """Whether YAML parsed ``raw`` as a value followed by a comment (a '#' inside quotes is no comment)."""
+    start = _comment_start(raw)
+    if start < 0:
+        return False
+    try:
+        before = parse_yaml(raw[:start], "command line") if raw[:start].strip() else None
+    except ConfigError:
+        return False  # the text before the '#' is no value of its own: the '#' was inside it
+    return before == value
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -200,8 +200,9 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig, metadata={"doc": RuntimeConfig.__doc__})
     imports: list[str] = opt(
         [],
-        "Python modules to import before the registries are used (names or .py files relative to the config), "
-        "so that a local module can register components without being packaged.",
+        "Python modules to import before the registries are used (names, or .py files relative to the config file "
+        "that names them), so that a local module can register components without being packaged. Importing runs "
+        "their code, so `train` does it only with `--allow-imports`; `validate` and `print-config` never do.",
     )
 
     def __getattr__(self, name: str) -> Any:

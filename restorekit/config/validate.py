@@ -22,7 +22,15 @@ from typing import Any
 from ..errors import ConfigError, RestorekitError, UnknownNameError, did_you_mean
 from .schema import Config, from_mapping, iter_fields, user_keys
 
-__all__ = ["parse_config", "parse_general", "parse_sections", "check_seed", "check_components", "check_data"]
+__all__ = [
+    "parse_config",
+    "parse_general",
+    "parse_sections",
+    "check_seed",
+    "check_components",
+    "check_runtime",
+    "check_data",
+]
 
 
 # --------------------------------------------------------------------------- parsing
@@ -41,15 +49,26 @@ def _method_options(name: str, path: str) -> type | None:
         raise ConfigError(str(exc), path=path) from None
 
 
-def parse_sections(config: Config, raw: Mapping[str, Any]) -> Config:
+def parse_sections(config: Config, raw: Mapping[str, Any], *, unknown: list[str] | None = None) -> Config:
     """Parse every method section of ``raw`` into ``config.sections`` (the run's method gets its
-    defaults when the file has no section for it); any other unknown key fails with a did-you-mean."""
+    defaults when the file has no section for it); any other unknown key fails with a did-you-mean.
+
+    ``unknown``: when given (the config's ``imports:`` were not run, and might register a method),
+    a method name that is not registered is noted there instead of failing.
+    """
     from ..registries import METHODS
 
     general = user_keys(Config)
     sections: dict[str, Any] = {}
+    if unknown is not None and config.method not in METHODS:
+        unknown.append(f"method '{config.method}' not checked (not registered without the imports)")
+        config.sections = {}
+        return config
     for key, value in raw.items():
         if key in general:
+            continue
+        if key not in METHODS and unknown is not None:
+            unknown.append(f"section '{key}' not checked (no method of that name without the imports)")
             continue
         if key not in METHODS:
             methods = METHODS.names()
@@ -101,11 +120,12 @@ def _component_specs(config: Config) -> Iterator[tuple[str, Any, dict[str, Any]]
                 yield f"{config.method}.{key}", _get(section, key), meta
 
 
-def check_components(config: Config) -> None:
+def check_components(config: Config, *, unknown: list[str] | None = None) -> None:
     """Build every component spec once, so bad names, arguments and values fail now with the key path.
 
     Sections of methods other than the run's are checked for keys and types only (a config may
-    carry a ``dt:`` section and train with ``sv``).
+    carry a ``dt:`` section and train with ``sv``). ``unknown``: when given (the config's
+    ``imports:`` were not run), a name no registry knows is noted there instead of failing.
     """
     from ..models.contract import default_loss_spec
     from ..registries import get_registry
@@ -114,6 +134,9 @@ def check_components(config: Config) -> None:
         if value is None:
             continue
         registry = get_registry(meta["registry"])
+        if unknown is not None and isinstance(value, Mapping) and value.get("type") not in registry:
+            unknown.append(f"{key}: {registry.kind} '{value.get('type')}' not checked (not registered without the imports)")
+            continue
         try:
             instance = registry.build(value, path=key)
         except RestorekitError:
@@ -122,6 +145,7 @@ def check_components(config: Config) -> None:
             raise ConfigError(f"{type(exc).__name__}: {exc}", path=key) from None
         if meta["registry"] == "backbones":
             get_registry("losses").resolve(default_loss_spec(instance), path=f"{key}.type (its default loss)")
+            _check_restores(instance, value, key)
         role = meta.get("role")
         if role is not None and getattr(instance, "role", None) != role:
             raise ConfigError(
@@ -129,6 +153,35 @@ def check_components(config: Config) -> None:
                 f"this key needs a {role} schedule",
                 path=key,
             )
+
+
+def _check_restores(backbone: Any, spec: Any, key: str) -> None:
+    """Run the built backbone once on a small image: arguments that build but cannot work
+    (a channel count of 0, a depth the input cannot carry) fail now, not in the first step."""
+    import torch
+
+    from ..models.contract import run_backbone
+
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            out = run_backbone(backbone.eval(), x)
+    except Exception as exc:  # whatever the network raises, the config made it
+        raise ConfigError(f"backbone '{spec['type']}' cannot restore a 1×3×32×32 image: {type(exc).__name__}: {exc}",
+                          path=key) from None
+    if out.residual.shape != x.shape or not torch.isfinite(out.residual).all():
+        raise ConfigError(
+            f"backbone '{spec['type']}' turns a 1×3×32×32 image into a residual of shape "
+            f"{tuple(out.residual.shape)}{'' if torch.isfinite(out.residual).all() else ' with NaN or Inf values'}",
+            path=key,
+        )
+
+
+def check_runtime(config: Config) -> None:
+    """The device must exist here (``cuda`` without a GPU fails now, not after the data is loaded)."""
+    from ..device import resolve_device
+
+    resolve_device(config.runtime.device)
 
 
 # --------------------------------------------------------------------------- data folders
@@ -141,11 +194,11 @@ def check_data(config: Config) -> None:
     from ..errors import DataError
     from ..registries import METHODS
 
-    method = METHODS.get(config.method)
     wanted: list[tuple[str, Any, str]] = [("eval.data", config.eval.data, "pairs")]
     wanted += [(f"eval.extra[{i}]", v, "pairs") for i, v in enumerate(config.eval.extra)]
-    folders = method.data_folders(config, config.sections.get(config.method))
-    wanted += [(key, _get(config, key), kind) for key, kind in folders.items()]
+    if config.method in METHODS:  # else a method of imports that were not run: its folders are unknown
+        folders = METHODS.get(config.method).data_folders(config, config.sections.get(config.method))
+        wanted += [(key, _get(config, key), kind) for key, kind in folders.items()]
     for key, value, kind in wanted:
         if value is None:
             if key == "eval.data":

@@ -10,7 +10,10 @@ hashed for the soft-label cache). What each kind of file becomes:
   [0, 1] when their maximum is at most 1, else as [0, 255];
 * JPEG EXIF orientation is applied, so the pixels stand as the camera meant;
 * an image of more than :data:`MAX_PIXELS` pixels is refused before it is decoded (a
-  "decompression bomb": a small file that would expand to many gigabytes);
+  "decompression bomb": a small file that would expand to many gigabytes), whatever its
+  format: the size is read from the header of each format restorekit reads (PNG, JPEG, TIFF,
+  BMP, WebP, Netpbm, GIF), and bytes of any other format are not decoded;
+* a GIF becomes its first frame (an animated one too: :func:`is_animated_gif` tells);
 * anything that does not decode raises :class:`~restorekit.errors.ImageReadError` naming the
   file and the reason (missing, unreadable, empty, not an image, too large).
 
@@ -42,9 +45,11 @@ __all__ = [
     "write_image",
     "downscale_long_side",
     "content_digest",
+    "declared_size",
+    "is_animated_gif",
 ]
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"})
 
 #: Largest image accepted, in pixels (250 MP; a 12000×9000 panorama is 108 MP; decoded RGB
 #: takes 3 bytes a pixel). Raise it here if you really train on larger scans.
@@ -187,6 +192,102 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` of a TIFF's first image (what OpenCV decodes), from its first IFD."""
+    if data[:4] in (b"II*\0", b"MM\0*"):
+        order = "<" if data[:2] == b"II" else ">"
+        if len(data) < 8:
+            return None
+        (offset,) = struct.unpack(order + "I", data[4:8])
+        count_size, entry_size, count_fmt, value_at = 2, 12, "H", 8
+    elif data[:4] in (b"II+\0", b"MM\0+"):  # BigTIFF
+        order = "<" if data[:2] == b"II" else ">"
+        if len(data) < 16:
+            return None
+        (offset,) = struct.unpack(order + "Q", data[8:16])
+        count_size, entry_size, count_fmt, value_at = 8, 20, "Q", 12
+    else:
+        return None
+    if offset + count_size > len(data):
+        return None
+    (entries,) = struct.unpack(order + count_fmt, data[offset : offset + count_size])
+    size: dict[int, int] = {}
+    for i in range(min(entries, 4096)):
+        at = offset + count_size + i * entry_size
+        if at + entry_size > len(data):
+            break
+        tag, kind = struct.unpack(order + "HH", data[at : at + 4])
+        if tag in (256, 257) and kind in (3, 4, 16):  # ImageWidth, ImageLength as SHORT, LONG or LONG8
+            fmt = {3: "H", 4: "I", 16: "Q"}[kind]
+            (size[tag],) = struct.unpack_from(order + fmt, data, at + value_at)
+    return (size[256], size[257]) if 256 in size and 257 in size else None
+
+
+def _bmp_size(data: bytes) -> tuple[int, int] | None:
+    if not data.startswith(b"BM") or len(data) < 26:
+        return None
+    (header,) = struct.unpack("<I", data[14:18])
+    if header == 12:  # OS/2 BITMAPCOREHEADER
+        return struct.unpack("<HH", data[18:22])
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)  # a negative height means top-down rows
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8 ":
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L":
+        (bits,) = struct.unpack("<I", data[21:25])
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
+
+
+def _pnm_size(data: bytes) -> tuple[int, int] | None:
+    """Netpbm (P1-P6) and PFM (PF, Pf): width and height are the first numbers after the magic."""
+    if len(data) < 3 or data[0:1] != b"P" or data[1:2] not in b"123456Ff":
+        return None
+    numbers: list[int] = []
+    for line in data[2:4096].split(b"\n"):
+        for token in line.split(b"#", 1)[0].split():
+            if not token.isdigit():
+                return None
+            numbers.append(int(token))
+            if len(numbers) == 2:
+                return numbers[0], numbers[1]
+    return None
+
+
+def _gif_size(data: bytes) -> tuple[int, int] | None:
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 10:
+        return None
+    return struct.unpack("<HH", data[6:10])
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` an image file declares in its header, read without decoding, or None
+    when the bytes are none of the formats restorekit reads (PNG, JPEG, TIFF, BMP, WebP,
+    Netpbm, GIF)."""
+    png = _png_header(data)
+    if png is not None:
+        return png[:2]
+    for sniff in (_jpeg_size, _tiff_size, _bmp_size, _webp_size, _pnm_size, _gif_size):
+        size = sniff(data)
+        if size is not None:
+            return size
+    return None
+
+
+def is_animated_gif(data: bytes) -> bool:
+    """Whether a GIF holds more than one frame (restorekit restores its first)."""
+    return data[:3] == b"GIF" and data.count(b"\x21\xf9\x04") > 1
+
+
 def _check_size(width: int, height: int, path: str | Path) -> None:
     if width * height > MAX_PIXELS:
         raise ImageReadError(
@@ -257,11 +358,17 @@ def decode_image(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
     if not data:
         raise ImageReadError(path, "empty file (0 bytes)")
     buffer = np.frombuffer(data, dtype=np.uint8)
+    # The size limit holds for every format, before a single pixel is decoded: a small file
+    # may declare a huge image (a "decompression bomb"), and one whose size cannot be read
+    # from its header is not decoded at all.
+    size = declared_size(data)
+    if size is None:
+        raise ImageReadError(
+            path, "not a decodable image (corrupt, truncated, or not PNG, JPEG, TIFF, BMP, WebP, Netpbm or GIF)"
+        )
+    _check_size(*size, path)
     png = _png_header(data)
     jpeg = _jpeg_size(data) if png is None else None
-    size = png[:2] if png is not None else jpeg
-    if size is not None:
-        _check_size(*size, path)
     try:
         if png is not None and png[2]:
             # PNG with alpha: one unchanged decode (PNGs carry no orientation worth honouring).

@@ -123,6 +123,18 @@ def save_checkpoint(
     return final
 
 
+def _earlier(checkpoint: Path) -> str:
+    """Where a damaged checkpoint's run can resume from instead: the newest complete one before it."""
+    earlier = [c for c in complete_checkpoints(checkpoint.parent) if c.name < checkpoint.name]
+    if not earlier:
+        return "; no earlier checkpoint of this run is complete"
+    pointer = checkpoint.parent / LATEST
+    return (
+        f"; the previous complete checkpoint is {earlier[-1].name}: resume from it with "
+        f"`echo {earlier[-1].name} > {pointer}` and --resume"
+    )
+
+
 def _prune(folder: Path, keep: int, current: Path) -> None:
     done = complete_checkpoints(folder)
     for old in done[:-keep]:
@@ -137,12 +149,17 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Restore modules (and optimiser, RNG) from a checkpoint folder; return its ``state.json``."""
     checkpoint = Path(checkpoint)
+    part = checkpoint / "state.json"
     try:
-        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
-        weights = load_file(str(checkpoint / MODEL_FILE), device="cpu")
-        training = load_file(str(checkpoint / "training.safetensors"), device="cpu")
+        state = json.loads(part.read_text(encoding="utf-8"))
+        part = checkpoint / MODEL_FILE
+        weights = load_file(str(part), device="cpu")
+        part = checkpoint / "training.safetensors"
+        training = load_file(str(part), device="cpu")
     except (OSError, json.JSONDecodeError, SafetensorError, ValueError) as exc:
-        raise CheckpointError(f"{checkpoint}: cannot read checkpoint ({exc})") from None
+        size = part.stat().st_size if part.is_file() else None
+        what = "is empty (0 bytes)" if size == 0 else f"cannot be read ({exc})"
+        raise CheckpointError(f"{checkpoint}: cannot read checkpoint: {part.name} {what}{_earlier(checkpoint)}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{checkpoint}: unknown checkpoint format {found!r}")

@@ -10,6 +10,7 @@ labels of ``dt``) was computed before the loop started.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -29,7 +30,7 @@ from rich.console import Console
 
 from .. import __version__, _atomic
 from ..config.loader import ResolvedConfig
-from ..config.yaml_io import dump_yaml
+from ..config.yaml_io import dump_yaml, read_yaml
 from ..data.batches import ignore_stop_signals, unpack_batch
 from ..data.demo import resolve_folder
 from ..data.pairs import PairedSet
@@ -44,6 +45,7 @@ from ..registries import SCHEDULERS
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import DistributedContext
 from .progress import TrainingProgress, file_logger
+from .run_folder import RunLock, check_resume, run_config_file
 from .step import OptimisationStep, make_optimizer
 from .visualize import save_grid
 
@@ -79,7 +81,9 @@ class Trainer:
         resolved: the validated config.
         work_dir: run folder (default: ``runtime.work_dir`` or ``runs/<config name>``).
         resume: continue from the run folder's latest checkpoint. Without it, a run folder
-            that already has checkpoints is refused rather than overwritten.
+            that already has checkpoints is refused rather than overwritten. A resume whose
+            config differs from the run's own is refused (:func:`~restorekit.engine.run_folder.check_resume`).
+        allow_changes: let a resume change the keys that are safe to change (``train.iters``...).
         console: where progress and tables go.
     """
 
@@ -89,9 +93,11 @@ class Trainer:
         *,
         work_dir: str | Path | None = None,
         resume: bool = False,
+        allow_changes: bool = False,
         console: Console | None = None,
     ) -> None:
         self.resolved = resolved
+        self.allow_changes = allow_changes
         self.config = resolved.config
         self.work_dir = Path(work_dir or self.config.runtime.work_dir or Path("runs") / resolved.name)
         self.resume = resume
@@ -122,6 +128,13 @@ class Trainer:
         if latest is None and (self.work_dir / "config.yaml").is_file():
             # An earlier attempt that never reached a checkpoint: nothing to resume or to lose.
             self.console.print(f"run folder {self.work_dir} holds no checkpoint of an earlier attempt; starting afresh")
+        saved = run_config_file(self.work_dir) if latest is not None else None
+        if saved is not None:
+            changed = check_resume(
+                read_yaml(saved), self.resolved.to_dict(), allow_changes=self.allow_changes, saved_file=saved
+            )
+            if changed:
+                self.console.print(f"resuming with changed {', '.join(changed)} (--allow-changes)")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         header = (
             f"# resolved config written by restorekit {__version__} on {datetime.datetime.now().isoformat(timespec='seconds')}\n"
@@ -152,7 +165,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
     def fit(self) -> TrainResult:
-        """Train, checkpoint, evaluate; returns what the run produced."""
+        """Train, checkpoint, evaluate; returns what the run produced.
+
+        The run folder is locked for the whole run (:class:`~restorekit.engine.run_folder.RunLock`):
+        a second training into it fails at once, naming this one.
+        """
+        with RunLock(self.work_dir) if self.dist.is_main else contextlib.nullcontext() as lock:
+            return self._fit(lock)
+
+    def _fit(self, lock: RunLock | None) -> TrainResult:
         cfg = self.config
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
@@ -160,6 +181,8 @@ class Trainer:
         self.dist.start(self.device)
         with self.dist.main_first():
             latest = self._prepare_work_dir()
+        if lock is not None:
+            lock.claim()
         log = file_logger(self.work_dir / "train.log") if self.dist.is_main else logging.getLogger("restorekit.rank")
         torch.manual_seed(cfg.train.seed)
         # Python's and NumPy's global generators too (a plugin may draw from them); checkpoints
@@ -224,9 +247,10 @@ class Trainer:
         self.console.print(summary)
         log.info(summary)
         if self._stop_signal is not None:
+            allow = " --allow-imports" if cfg.imports else ""
             self.console.print(
                 f"stopped by {self._stop_signal} at iteration {t}; checkpoint written. "
-                f"Continue with: restorekit train {self.resolved.source or 'CONFIG'} --resume --work-dir {self.work_dir}"
+                f"Continue with: restorekit train --resume --work-dir {self.work_dir}{allow}"
             )
             return TrainResult(self.work_dir, t, None, {}, interrupted=self._stop_signal)
 

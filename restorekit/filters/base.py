@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SoftLabelFilter", "check_odd_kernel"]
+__all__ = ["SoftLabelFilter", "check_odd_kernel", "MAX_KERNEL"]
 
 
-def check_odd_kernel(name: str, kernel_size: int) -> None:
-    """Raise ValueError unless ``kernel_size`` is an odd integer >= 3."""
+#: Largest window side a filter takes. OpenCV's median fails on small images above it (and
+#: above ~731 on any image), and a window of hundreds of pixels has nothing left to blur.
+MAX_KERNEL = 255
+
+
+def check_odd_kernel(name: str, kernel_size: int, maximum: int = MAX_KERNEL) -> None:
+    """Raise ValueError unless ``kernel_size`` is an odd integer from 3 to ``maximum``."""
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
         raise ValueError(f"{name} kernel_size must be an odd integer >= 3, got {kernel_size!r}")
+    if kernel_size > maximum:
+        raise ValueError(f"{name} kernel_size must be at most {maximum}, got {kernel_size}")
 
 
 class SoftLabelFilter:

@@ -20,6 +20,8 @@ from .base import SoftLabelFilter, check_odd_kernel
 __all__ = ["MedianFilter", "GaussianFilter", "MeanFilter", "BilateralFilter", "NonLocalMeansFilter"]
 
 
+#: Largest bilateral diameter and non-local-means window: their cost grows with the square of it.
+MAX_WINDOW = 63
 #: Below this many pixels a photo's channels are filtered in one call: threads would cost more than they save.
 PARALLEL_MIN_PIXELS = 128 * 128
 _channel_pool: tuple[int, ThreadPoolExecutor] | None = None
@@ -110,8 +112,9 @@ class BilateralFilter(SoftLabelFilter):
     """
 
     def __init__(self, diameter: int = 9, sigma_color: float = 75.0, sigma_space: float = 5.0, iterations: int = 2) -> None:
-        if diameter < 1:
-            raise ValueError(f"bilateral diameter must be >= 1, got {diameter}")
+        if not 1 <= diameter <= MAX_WINDOW:
+            # Its cost grows with the square of the diameter: a huge one never finishes.
+            raise ValueError(f"bilateral diameter must be from 1 to {MAX_WINDOW}, got {diameter}")
         if sigma_color <= 0 or sigma_space <= 0:
             raise ValueError(f"bilateral sigmas must be positive, got {sigma_color}, {sigma_space}")
         if iterations < 1:
@@ -145,8 +148,8 @@ class NonLocalMeansFilter(SoftLabelFilter):
         if strength <= 0 or color_strength <= 0:
             raise ValueError(f"nlm strengths must be positive, got {strength}, {color_strength}")
         for name, k in (("template_window", template_window), ("search_window", search_window)):
-            if k < 1 or k % 2 == 0:
-                raise ValueError(f"nlm {name} must be odd and >= 1, got {k}")
+            if k < 1 or k % 2 == 0 or k > MAX_WINDOW:
+                raise ValueError(f"nlm {name} must be odd, from 1 to {MAX_WINDOW}, got {k}")
         self.strength = float(strength)
         self.color_strength = float(color_strength)
         self.template_window = template_window

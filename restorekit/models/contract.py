@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Restoration", "run_backbone", "count_parameters", "ParamConvention", "default_loss_spec"]
+__all__ = ["Restoration", "run_backbone", "count_parameters", "ParamConvention", "default_loss_spec", "check_sizes"]
 
 ParamConvention = Literal["trainable", "weights", "trainable+bn_stats"]
 
@@ -58,6 +58,17 @@ def run_backbone(backbone: nn.Module, x: Tensor) -> Restoration:
         f"{type(backbone).__name__}.forward must return the residual tensor or a dict with a "
         f"'residual' key, got {type(out).__name__}"
     )
+
+
+def check_sizes(network: str, **sizes: int) -> None:
+    """Raise ValueError unless each of ``sizes`` (channel counts, depths) is a whole number >= 1.
+
+    A network called with ``channels=0`` would otherwise build and then fail deep inside its
+    first convolution, far from the config key that caused it.
+    """
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{network} {name} must be a whole number >= 1, got {value!r}")
 
 
 def default_loss_spec(backbone: nn.Module) -> dict[str, str]:

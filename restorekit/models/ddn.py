@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registries import BACKBONES
+from .contract import check_sizes
 
 __all__ = ["DDN", "ResidualUnit", "GuidedFilter", "guided_filter", "box_mean"]
 
@@ -185,6 +186,7 @@ class DDN(nn.Module):
         head_gamma: float = 1.0,
     ) -> None:
         super().__init__()
+        check_sizes("ddn", in_channels=in_channels, channels=channels, radius=radius)
         if num_units < 0:
             raise ValueError(f"ddn num_units must be >= 0, got {num_units}")
         self.base_filter = GuidedFilter(radius, eps)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registries import DETAIL_BLOCKS
-from .contract import init_normal_
+from .contract import check_sizes, init_normal_
 
 __all__ = ["DetailEnhancementBlock", "DetailEnhancementBlockDID"]
 
@@ -37,6 +37,7 @@ class DetailEnhancementBlock(nn.Module):
 
     def __init__(self, in_channels: int = 3, channels: int = 16, init: Literal["normal", "identity"] = "normal") -> None:
         super().__init__()
+        check_sizes("deb", in_channels=in_channels, channels=channels)
         self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv3 = nn.Conv2d(channels, in_channels, 3, padding=1)
@@ -65,6 +66,7 @@ class DetailEnhancementBlockDID(nn.Module):
 
     def __init__(self, in_channels: int = 3, channels: int = 16) -> None:
         super().__init__()
+        check_sizes("deb_did", in_channels=in_channels, channels=channels)
         self.conv1 = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, in_channels, 3, padding=1)
         init_normal_(self)

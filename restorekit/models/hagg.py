@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registries import BACKBONES
-from .contract import init_normal_
+from .contract import check_sizes, init_normal_
 
 __all__ = ["HAgg", "MSDCBlock", "AggregationNode", "AggregationModule"]
 
@@ -110,6 +110,7 @@ class HAgg(nn.Module):
         head_init: Literal["normal", "zero"] = "normal",
     ) -> None:
         super().__init__()
+        check_sizes("hagg", in_channels=in_channels, channels=channels, dilation=dilation)
         if num_blocks < 2 or num_blocks % 2:
             raise ValueError(f"hagg num_blocks must be an even number >= 2, got {num_blocks}")
         self.stem = conv3x3(in_channels, channels)

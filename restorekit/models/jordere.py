@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registries import BACKBONES
+from .contract import check_sizes
 
 __all__ = ["JORDERE", "JORDERStage", "ContextualizedDilatedBlock", "ModulationEncoder"]
 
@@ -175,8 +176,10 @@ class JORDERE(nn.Module):
         modulation_channels: int = 16,
     ) -> None:
         super().__init__()
-        if num_blocks < 1:
-            raise ValueError(f"jordere num_blocks must be >= 1, got {num_blocks}")
+        check_sizes(
+            "jordere", in_channels=in_channels, channels=channels, num_blocks=num_blocks, head_channels=head_channels,
+            modulation_channels=modulation_channels,
+        )
         self.stage1 = JORDERStage(in_channels, channels, num_blocks, head_channels, modulation_channels)
         self.stage2 = JORDERStage(in_channels, channels, num_blocks, head_channels, modulation_channels)
 

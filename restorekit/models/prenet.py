@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registries import BACKBONES
+from .contract import check_sizes
 
 __all__ = ["PReNet", "ConvLSTMCell", "ResBlock", "prenet", "prn", "prenet_r", "prn_r"]
 
@@ -104,10 +105,7 @@ class PReNet(nn.Module):
         shared_resblock: bool = False,
     ) -> None:
         super().__init__()
-        if stages < 1:
-            raise ValueError(f"prenet stages must be >= 1, got {stages}")
-        if num_resblocks < 1:
-            raise ValueError(f"prenet num_resblocks must be >= 1, got {num_resblocks}")
+        check_sizes("prenet", in_channels=in_channels, channels=channels, stages=stages, num_resblocks=num_resblocks)
         self.stages = stages
         self.channels = channels
         self.conv_in = conv3x3(2 * in_channels, channels)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from plugin_helpers import CONFIGS, NET_MODULE, FakeSite, parse_json_line
+from plugin_helpers import CONFIGS, NET_MODULE, QUICK_TRAINING, FakeSite, parse_json_line
 
 from restorekit.registry import PLUGINS_ENV
 
@@ -148,7 +148,20 @@ def test_imports_key_through_the_command_line(run_cli, tmp_path: Path, image_fol
     )
     config = folder / "local.yaml"
     config.write_text(f"_base_: {CONFIGS / 'dt_hagg.yaml'}\nimports: [my_nets.py]\nbackbone: {{type: my_local_net}}\n")
-    result = run_cli("validate", str(config), f"data.rainy={image_folders['rainy']}",
-                     f"data.clean={image_folders['clean']}", "eval.data=null")
+    data = [f"data.rainy={image_folders['rainy']}", f"data.clean={image_folders['clean']}", "eval.data=null"]
+    marker = folder / "ran"
+    with open(folder / "my_nets.py", "a") as module:  # to see whether the module's code ran
+        module.write(f"\nopen({str(marker)!r}, 'w').close()\n")
+    # validate and print-config never run a config's code; they say what they could not check.
+    result = run_cli("validate", str(config), *data)
     assert result.returncode == 0, result.output
-    assert "backbone my_local_net" in result.stdout
+    assert "backbone my_local_net" in result.stdout and "my_nets.py not run" in result.stdout
+    assert run_cli("print-config", str(config)).returncode == 0
+    assert not marker.exists()
+    # train runs it only when allowed on the command line, for that run.
+    result = run_cli("train", str(config), *data, *QUICK_TRAINING, "--work-dir", str(tmp_path / "run"))
+    assert result.returncode == 2 and "unless you allow it for this run: add --allow-imports" in result.output
+    assert not marker.exists()
+    result = run_cli("train", str(config), *data, *QUICK_TRAINING, "--work-dir", str(tmp_path / "run"), "--allow-imports")
+    assert result.returncode == 0, result.output
+    assert marker.exists()

@@ -314,7 +314,7 @@ def test_imports_key_loads_local_modules_relative_to_the_config(tmp_path: Path, 
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # relative to the config file, not to the working folder
 
-    resolved = load_config(config, check_data_folders=False)
+    resolved = load_config(config, check_data_folders=False, imports="run")
     assert resolved.config.backbone == {"type": f"rk_local_{form}", "width": 8}
     assert BACKBONES.info(f"rk_local_{form}").source == "runtime"
     assert isinstance(BACKBONES.build(resolved.config.backbone)(torch.rand(1, 3, 5, 7)), torch.Tensor)
@@ -323,7 +323,7 @@ def test_imports_key_loads_local_modules_relative_to_the_config(tmp_path: Path, 
 @pytest.mark.parametrize(
     "entry, source, complaint",
     [
-        ("rk_fake_absent.py", None, "module file 'rk_fake_absent.py' not found"),
+        ("rk_fake_absent.py", None, "rk_fake_absent.py' not found"),  # named by its path beside the config
         ("rk_fake_absent_module", None, "cannot import 'rk_fake_absent_module': ModuleNotFoundError"),
         ("rk_fake_raises.py", "raise RuntimeError('half-written experiment')\n", "RuntimeError: half-written experiment"),
     ],
@@ -334,5 +334,5 @@ def test_imports_key_fails_hard(tmp_path: Path, entry, source, complaint):
         (tmp_path / entry).write_text(source)
     config = write_config(tmp_path, [entry], "hagg")
     with pytest.raises(ConfigError, match=complaint) as caught:
-        load_config(config, check_data_folders=False)
+        load_config(config, check_data_folders=False, imports="run")
     assert caught.value.path == "imports[0]"
