@@ -247,10 +247,14 @@ def test_committed_pictures_are_small_and_described():
     if pngs:
         record = pages.read_provenance(DOCS / "_static")
         assert record is not None, "pictures without docs/_static/figures/provenance.json"
-        listed = set(record["before_after"]) | ({record["sample_grid"]["file"]} if record.get("sample_grid") else set())
+        listed = set(record["before_after"]) | {
+            record[key]["file"] for key in ("sample_grid", "curves", "report") if record.get(key)
+        }
         assert listed == {p.name for p in pngs}, "provenance.json and the pictures in docs/_static/figures disagree"
 
 
 def test_pages_without_pictures_say_so(tmp_path):
     assert "No before/after pictures" in pages.demo_figures(tmp_path)
     assert "No sample grid" in pages.sample_grid_figure(tmp_path)
+    assert "No training curves" in pages.curves_figure(tmp_path)
+    assert "No screenshot of a results report" in pages.report_figure(tmp_path)

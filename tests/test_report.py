@@ -240,3 +240,15 @@ def test_the_browser_reports_a_page_that_breaks(tmp_path, browser):
     script = "window.addEventListener('load', function () { report(document.images[0].naturalWidth); });"
     assert run_in_page(page, script, browser=browser) == 0  # a missing image is seen as one
     assert json.loads(json.dumps(run_in_page(page, "report({ok: 1});", browser=browser))) == {"ok": 1}
+
+
+def test_names_and_facts_are_escaped(tmp_path):
+    folder = reports.ReportFolder(tmp_path)
+    image = np.full((8, 8, 3), 100, np.uint8)
+    entry = folder.add('a"<b>&c/ü', image, image)
+    page = folder.write_page(reports.render_page("<title>", [("x", "<script>alert(1)</script>")], folder.images))
+    text = page.read_text()
+    assert "<script>alert(1)" not in text and "&lt;script&gt;" in text and "&lt;title&gt;" in text
+    assert 'data-name="a&quot;&lt;b&gt;&amp;c/ü"' in text
+    assert entry.input == "images/00000-a_b_c-input.png" and (tmp_path / entry.input).is_file()
+    assert_self_contained(page)
