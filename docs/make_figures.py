@@ -136,17 +136,16 @@ def sample_grid(run: Path, out: Path, rows: int = 2) -> Path | None:
 
 
 def curves_picture(run: Path, out: Path) -> Path | None:
-    """The run's ``curves.png`` (drawn from its ``metrics.jsonl`` first if the run has none)."""
+    """The run's ``curves.png``, drawn afresh from its ``metrics.jsonl`` (as ``restorekit curves`` does)."""
     from restorekit.engine.metrics_log import CURVES_FILE, METRICS_FILE, plot_curves
 
-    source = run / CURVES_FILE
-    if not source.is_file() and (run / METRICS_FILE).is_file():
-        plot_curves(run / METRICS_FILE, source)
-    if not source.is_file():
-        return None
     target = out / "curves.png"
-    target.write_bytes(source.read_bytes())
-    return target
+    if (run / METRICS_FILE).is_file():
+        return plot_curves(run / METRICS_FILE, target)
+    if (run / CURVES_FILE).is_file():
+        target.write_bytes((run / CURVES_FILE).read_bytes())
+        return target
+    return None
 
 
 def report_screenshot(
@@ -180,8 +179,8 @@ def report_screenshot(
         shot = screenshot(page, Path(folder) / "shot.png", width=width, height=height)
         picture = read_image(shot)
     small = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    path = out / "report.png"
-    write_image(path, small)
+    path = out / "report.jpg"  # photos on a page: a PNG would be several times the docs' size budget
+    write_image(path, small, jpeg_quality=90)
     return {"file": path.name, "data": data, "width": width, "height": height, "scale": scale}
 
 
@@ -221,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every test pair, not only the first rendering of each photo")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    stale = [*args.out.glob("before_after_*.png"), *(args.out / n for n in ("sample_grid.png", "curves.png", "report.png"))]
+    stale = [*args.out.glob("before_after_*.png"), *(args.out / n for n in ("sample_grid.png", "curves.png", "report.jpg"))]
     for old in stale:
         old.unlink(missing_ok=True)  # pictures of an earlier run must not outlive its provenance
     figures = before_after(args.run, args.out, args.crop, args.data, every_render=args.all)

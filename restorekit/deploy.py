@@ -88,9 +88,10 @@ def _resolve(model: str | Path) -> Path:
 class Model:
     """A trained network ready to restore photos: call it with a photo, get the restored photo.
 
-    Made by :func:`load`. Its parts stay reachable: :attr:`restorer` (tiles, precision, the
-    device), :attr:`backbone` (the ``nn.Module``), :attr:`spec` and :attr:`info` (what the model
-    file records) and :attr:`path`.
+    Made by :func:`load`. Its parts stay reachable: ``restorer`` (the
+    :class:`restorekit.inference.Restorer`: tiles, precision, the device), :attr:`backbone`
+    (the ``nn.Module``), :attr:`spec` and :attr:`info` (what the model file records) and
+    :attr:`path`.
     """
 
     def __init__(self, loaded: LoadedModel, restorer: Restorer) -> None:
@@ -109,7 +110,7 @@ class Model:
 
     @property
     def info(self) -> dict[str, Any]:
-        """The model file's provenance: method, task, config name, iteration."""
+        """What the model file records of how it was made (method, task, config name, iteration)."""
         return self.loaded.info
 
     @property

@@ -4,7 +4,7 @@ Every run folder gets ``metrics.jsonl``, one JSON object per line:
 
 * ``{"kind": "train", "iteration": t, "loss": …, "soft": …, "hard": …, "alpha": …, "beta": …,
   "lr": …, "it_per_s": …}`` at every logged iteration (``train.log_every``): whatever the
-  method reports (:attr:`restorekit.methods.base.StepOutput.logs`), the learning rate and the
+  method reports (the ``logs`` of :class:`restorekit.methods.base.StepOutput`), the learning rate and the
   speed since the previous logged iteration;
 * ``{"kind": "eval", "iteration": t, "psnr_y": …, "ssim_y": …, "psnr_rgb": …, "ssim_rgb": …}``
   at every evaluation during training (``eval.every``), and once more at the end with
@@ -274,7 +274,7 @@ def plot_curves(metrics: str | Path, out: str | Path, *, title: str | None = Non
     figure = Figure(figsize=(10, 6.4), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     (losses, weights), (rates, scores) = figure.subplots(2, 2, sharex=True)
-    figure.suptitle(title or f"{metrics.parent.name}: {METRICS_FILE}", fontsize=11)
+    figure.suptitle(title or f"training curves of {metrics.parent.name} ({METRICS_FILE})", fontsize=11)
 
     loss_keys = [k for k in dict.fromkeys(k for r in train for k in r) if k not in _NOT_LOSSES]
     for key in loss_keys:
@@ -283,20 +283,22 @@ def plot_curves(metrics: str | Path, out: str | Path, *, title: str | None = Non
     if loss_keys:
         losses.legend(fontsize=8)
 
-    drawn = False
+    drawn = []
     for key in _WEIGHTS:
         xs, ys = _series(train, key)
         if xs:
             weights.plot(xs, ys, label=key, linewidth=1.2)
-            drawn = True
+            drawn += [y for y in ys if y > 0]
     if drawn:
-        weights.set_yscale("log")
+        if max(drawn) / min(drawn) > 50:  # the paper's alpha grows to hundreds while beta falls below 1
+            weights.set_yscale("log")
         weights.legend(fontsize=8)
         weights.set_title("loss weights: α (hard), β (soft)", fontsize=10)
     else:
         weights.set_title("loss weights: none logged by this method", fontsize=10)
 
     rates.plot(*_series(train, "lr"), color="tab:gray", linewidth=1.2)
+    rates.set_ylim(bottom=0)
     rates.set_title("learning rate", fontsize=10)
     rates.set_xlabel("iteration")
 
@@ -308,9 +310,9 @@ def plot_curves(metrics: str | Path, out: str | Path, *, title: str | None = Non
                 scores.axhline(record["psnr_y"], linestyle="--", linewidth=1, color="tab:gray" if record.get(
                     "role") == "input" else "tab:orange", label=str(record.get("label")))
         final = [r for r in evals if r.get("final")]
-        if final and isinstance(final[-1].get("ssim_y"), (int, float)):
-            scores.annotate(f"SSIM-Y {final[-1]['ssim_y']:.4f}", (xs[-1], ys[-1]), textcoords="offset points",
-                            xytext=(-8, -14), ha="right", fontsize=8)
+        if final and all(isinstance(final[-1].get(k), (int, float)) for k in ("psnr_y", "ssim_y")):
+            scores.text(0.98, 0.04, f"final: {final[-1]['psnr_y']:.2f} dB, SSIM-Y {final[-1]['ssim_y']:.4f}",
+                        transform=scores.transAxes, ha="right", va="bottom", fontsize=8)
         scores.legend(fontsize=8)
         scores.set_title("held-out PSNR-Y (dB)", fontsize=10)
     else:

@@ -1036,7 +1036,7 @@ def report_figure(static_dir: Path, root: Path = ROOT) -> str:
         "sliders.\n:width: 100%\n\n"
         f"The top of the page `restorekit test --data {report.get('data', 'demo:rain/test')} --report DIR` wrote for "
         f"the run behind the pictures on this page, as headless Chromium draws it ({report.get('width', '?')}×"
-        f"{report.get('height', '?')} CSS pixels, shown at {report.get('scale', 1):g}×).\n```\n"
+        f"{report.get('height', '?')} CSS pixels, saved at {report.get('scale', 1):g}× that size).\n```\n"
     )
 
 
