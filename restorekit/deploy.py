@@ -125,7 +125,8 @@ class Model:
 
     def __repr__(self) -> str:
         tile = f", tile={self.restorer.tile}" if self.restorer.tile else ""
-        return f"Model({self.spec.get('type', '?')} from {self.path}, device={self.device}, precision={self.restorer.precision}{tile})"
+        network = self.spec.get("type", "?")
+        return f"Model({network} from {self.path}, device={self.device}, precision={self.restorer.precision}{tile})"
 
     def __call__(self, image: Any) -> Any:
         """Restore one photo (NumPy uint8 array, PIL image or float tensor); returns the same kind."""
@@ -199,5 +200,7 @@ def load(
     """
     where = resolve_device(device)
     loaded = load_model(_resolve(model), where)
-    restorer = Restorer(loaded.backbone, where, precision=precision, channels_last=channels_last, compile=compile, tile=tile)
+    restorer = Restorer(
+        loaded.backbone, where, precision=precision, channels_last=channels_last, compile=compile, tile=tile
+    )
     return Model(loaded, restorer)

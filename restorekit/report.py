@@ -123,7 +123,9 @@ class ReportFolder:
         self._pending: list[Future[None]] = []
         self._limit = pending
 
-    def add(self, name: str, degraded: np.ndarray, restored: np.ndarray, truth: np.ndarray | None = None) -> ReportImage:
+    def add(
+        self, name: str, degraded: np.ndarray, restored: np.ndarray, truth: np.ndarray | None = None
+    ) -> ReportImage:
         """Write one image's input, restored and (for a test) truth PNGs; returns its entry."""
         index = len(self.images)
         stem = f"{IMAGES}/{index:05d}-{_slug(name)}"
@@ -279,14 +281,16 @@ def _image_table(images: Sequence[ReportImage], scored: bool) -> str:
         headers += [(key, title, "number", False) for key, title, _, _ in _SCORE_COLUMNS]
         headers += [("inputpsnry", "input PSNR-Y (dB)", "number", False), ("gain", "gain (dB)", "number", False)]
     else:
-        headers += [("pixels", "size (pixels)", "number", False), ("change", "mean change (grey levels)", "number", False)]
+        headers += [
+            ("pixels", "size (pixels)", "number", False),
+            ("change", "mean change (grey levels)", "number", False),
+        ]
     out = ['<table class="sortable images"><thead><tr>']
     for key, title, kind, text in headers:
         sort = "ascending" if key == "index" else "none"
         css = ' class="text"' if text else ""
-        out.append(
-            f'<th data-key="{key}" data-type="{kind}" aria-sort="{sort}"{css}><button type="button">{_e(title)}</button></th>'
-        )
+        button = f'<button type="button">{_e(title)}</button>'
+        out.append(f'<th data-key="{key}" data-type="{kind}" aria-sort="{sort}"{css}>{button}</th>')
         if key == "name":
             out.append('<th class="text">input | restored</th>')
     out.append("</tr></thead><tbody>")
@@ -302,9 +306,11 @@ def _image_table(images: Sequence[ReportImage], scored: bool) -> str:
             input_psnr = image.input_scores.psnr_y if image.input_scores is not None else None
             gain = image.gain
             data["inputpsnry"], data["gain"] = _data_value(input_psnr), _data_value(gain)
-            trend = "" if gain is None or not math.isfinite(gain) else (" up" if gain > 0 else " down" if gain < 0 else "")
+            up = gain is not None and math.isfinite(gain) and gain > 0
+            down = gain is not None and math.isfinite(gain) and gain < 0
+            trend = " up" if up else " down" if down else ""
             cells.append(f"<td>{_number(input_psnr, 2)}</td>")
-            cells.append(f'<td class="gain{trend}">{"+" if gain is not None and gain > 0 else ""}{_number(gain, 2)}</td>')
+            cells.append(f'<td class="gain{trend}">{"+" if up else ""}{_number(gain, 2)}</td>')
         elif not scored:
             data["pixels"], data["change"] = str(image.width * image.height), _data_value(image.change)
             cells.append(f"<td>{image.width}×{image.height}</td>")
@@ -342,8 +348,8 @@ def render_page(
     if scored:
         body += [
             '<section id="means"><h2>Mean scores</h2>',
-            f'<p class="note">Over {len(images)} image{"s" if len(images) != 1 else ""}; PSNR and SSIM on the Y channel '
-            "of YCbCr (how deraining papers report) and on RGB.</p>",
+            f'<p class="note">Over {len(images)} image{"s" if len(images) != 1 else ""}; PSNR and SSIM on the Y '
+            "channel of YCbCr (how deraining papers report) and on RGB.</p>",
             _means_table(means or []),
             "</section>",
             _worst_section(images),
@@ -485,7 +491,8 @@ class TestReport:
             [self._set_input_scores(name, score_pair(d, c)) for name, (d, c) in self._pairs.items()]
         ))]
         for label, restore in baselines:
-            rows.append(MeanRow(label, "baseline", _mean_scores([score_pair(restore(d), c) for d, c in self._pairs.values()])))
+            scores = [score_pair(restore(degraded), clean) for degraded, clean in self._pairs.values()]
+            rows.append(MeanRow(label, "baseline", _mean_scores(scores)))
         for name, scores in network.per_image:
             if name in self._entries:
                 self._entries[name].scores = scores
@@ -575,4 +582,5 @@ def open_restore_report(args: Any, source: Path, loaded: Any, restorer: Any) -> 
     if not getattr(args, "report", None):
         return None
     facts = [*model_facts(loaded, _settings(restorer)), ("photos", str(source)), ("restored into", str(args.output))]
-    return RestoreReport(Path(args.report), source, f"{loaded.spec.get('type', 'model')} on {source.name or source}", facts)
+    title = f"{loaded.spec.get('type', 'model')} on {source.name or source}"
+    return RestoreReport(Path(args.report), source, title, facts)

@@ -213,3 +213,18 @@ def test_without_matplotlib_and_tensorboard_training_runs_and_says_how_once(tmp_
     assert (tmp_path / "run" / "model.safetensors").is_file() and (tmp_path / "run" / METRICS_FILE).is_file()
     assert not (tmp_path / "run" / "curves.png").exists()
     assert "tensorboard: true" in (tmp_path / "run" / "config.yaml").read_text()  # --tensorboard is the config key
+
+
+@pytest.mark.parametrize("ema", ["null", "0.5"])
+def test_evaluating_during_training_changes_nothing_of_the_training(tmp_path, data, ema):
+    """The main job scores its held-out pairs every 100 iterations for its curves: that must not
+    change what it learns (evaluation draws no random number and leaves the modes as it found them)."""
+    from safetensors.torch import load_file
+
+    config = write_config(tmp_path, data)  # eval.every: 2
+    fit(config, tmp_path / "scored", f"train.ema={ema}")
+    fit(config, tmp_path / "plain", "eval.every=0", f"train.ema={ema}")
+    a, b = load_file(str(tmp_path / "scored" / "model.safetensors")), load_file(str(tmp_path / "plain" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert len(of_kind(read_metrics(tmp_path / "scored"), "eval")) == 3
+    assert len(of_kind(read_metrics(tmp_path / "plain"), "eval")) == 1

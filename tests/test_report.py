@@ -17,13 +17,13 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
+from restorekit import report as reports
 from restorekit._browser import find_browser, run_in_page, screenshot
 from restorekit.data.io import read_image
 from restorekit.data.pairs import PairedSet
 from restorekit.evaluation import evaluate
 from restorekit.model_file import save_model
 from restorekit.registries import BACKBONES
-from restorekit import report as reports
 from restorekit.report import PAGE, WORST
 from restorekit.testing import make_paired_folder
 

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
+from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
@@ -50,7 +51,6 @@ from restorekit import _atomic  # noqa: E402
 from restorekit.config.schema import from_mapping, opt  # noqa: E402
 from restorekit.errors import ConfigError, did_you_mean  # noqa: E402
 from restorekit.progress import TaskProgress  # noqa: E402
-from rich.console import Console  # noqa: E402
 
 STUDIES = ROOT / "configs" / "reproduce"
 DEFAULT_OUT = ROOT / "runs" / "reproduce"
