@@ -11,8 +11,6 @@ True
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError, RestorekitError, UnknownNameError
@@ -30,6 +28,8 @@ from .registries import (
 from .registry import Registry
 
 if TYPE_CHECKING:
+    import os
+
     from .deploy import Model
 
 __version__ = "0.1.0"
@@ -54,10 +54,7 @@ def load(
     """
     from .deploy import load as _load
 
-    return _load(
-        Path(model) if not isinstance(model, str) else model, device=device, precision=precision, tile=tile,
-        channels_last=channels_last, compile=compile,
-    )
+    return _load(model, device=device, precision=precision, tile=tile, channels_last=channels_last, compile=compile)
 
 __all__ = [
     "METHODS",

@@ -18,6 +18,7 @@ yet; a name that is neither a path nor a built-in model is an error that lists t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +68,9 @@ def builtin_names() -> list[str]:
     return sorted(BUILTIN_MODELS)
 
 
-def _resolve(model: str | Path) -> Path:
+def _resolve(model: str | os.PathLike[str]) -> Path:
     """The model file, run folder or checkpoint folder ``model`` names."""
-    if isinstance(model, Path) or Path(model).expanduser().exists():
+    if not isinstance(model, str) or Path(model).expanduser().exists():
         return Path(model).expanduser()
     if model in BUILTIN_MODELS:
         path = Path(BUILTIN_MODELS[model].locate())
@@ -173,7 +174,7 @@ class Model:
 
 
 def load(
-    model: str | Path,
+    model: str | os.PathLike[str],
     *,
     device: str = "auto",
     precision: str = "fp32",
