@@ -6,7 +6,9 @@ with rain rendered by restorekit) with the run's network and writes, for each pa
 with four panels side by side: the rainy input, the median filter that made the soft labels,
 the trained network's output, and the clean original, each labelled with its PSNR-Y. The
 panels are an unscaled crop of the photo, because thin rain streaks vanish when an image is
-shrunk. It also copies the run's last sample grid (its first rows) for the training page,
+shrunk. It also copies the run's last sample grid (its first rows) for the training page and
+its ``curves.png`` for the quick start, takes a screenshot of the results report
+``restorekit test --report`` writes for the run (in headless Chromium, where one is installed),
 and writes ``provenance.json``: the run's settings and scores, from which the docs write the
 pictures' captions (``docs/_ext/restorekit_docs``), so a caption cannot describe another run.
 
@@ -133,6 +135,55 @@ def sample_grid(run: Path, out: Path, rows: int = 2) -> Path | None:
     return path
 
 
+def curves_picture(run: Path, out: Path) -> Path | None:
+    """The run's ``curves.png``, drawn afresh from its ``metrics.jsonl`` (as ``restorekit curves`` does)."""
+    from restorekit.engine.metrics_log import CURVES_FILE, METRICS_FILE, plot_curves
+
+    target = out / "curves.png"
+    if (run / METRICS_FILE).is_file():
+        return plot_curves(run / METRICS_FILE, target)
+    if (run / CURVES_FILE).is_file():
+        target.write_bytes((run / CURVES_FILE).read_bytes())
+        return target
+    return None
+
+
+def report_screenshot(
+    run: Path, out: Path, data: str, width: int = 1100, height: int = 1180, scale: float = 0.7
+) -> dict | None:
+    """Write the run's results report on ``data`` to a temporary folder and photograph its top.
+
+    The same page ``restorekit test --checkpoint RUN --data DATA --report DIR`` writes. The
+    screenshot is ``width``×``height`` CSS pixels of headless Chromium, shrunk by ``scale``.
+    """
+    import tempfile
+
+    from restorekit._browser import find_browser, screenshot
+    from restorekit.evaluation import evaluate
+    from restorekit.report import TestReport, model_facts, run_baselines
+
+    if find_browser() is None:
+        print("no headless Chromium (apt-get install chromium): no screenshot of the report")
+        return None
+    loaded = load_model(run)
+    restorer = Restorer(loaded.backbone)
+    pairs = PairedSet(resolve_demo(data) if data.startswith("demo:") else Path(data))
+    with tempfile.TemporaryDirectory() as folder:
+        facts = [*model_facts(loaded, "cpu, fp32"), ("data", f"{data}: {len(pairs)} pairs")]
+        facts = [(k, v) for k, v in facts if k != "command"]  # the page's own command line would name this script
+        facts[0] = ("model", f"{run.name}/{loaded.path.name}")  # not this machine's folders
+        report = TestReport(folder, pairs.pairs, title=f"{loaded.spec.get('type', 'model')} on {data}", facts=facts)
+        result = evaluate(pairs, restorer, f"{loaded.spec.get('type', 'network')} ({loaded.path.name})",
+                          on_image=report.on_image)
+        page, _ = report.finish(result, run_baselines(loaded.path))
+        shot = screenshot(page, Path(folder) / "shot.png", width=width, height=height)
+        picture = read_image(shot)
+    small = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    path = out / "report.jpg"  # photos on a page: a PNG would be several times the docs' size budget
+    write_image(path, small, jpeg_quality=90)
+    return {"file": path.name, "data": data, "width": width, "height": height, "scale": scale}
+
+
 def provenance(run: Path, data: str, figures: list[Path], grid: Path | None) -> dict:
     """What made the pictures: the run's settings, its iteration and its held-out scores."""
     loaded = load_model(run)
@@ -169,13 +220,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every test pair, not only the first rendering of each photo")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for old in [*args.out.glob("before_after_*.png"), args.out / "sample_grid.png"]:
+    stale = [*args.out.glob("before_after_*.png"), *(args.out / n for n in ("sample_grid.png", "curves.png", "report.jpg"))]
+    for old in stale:
         old.unlink(missing_ok=True)  # pictures of an earlier run must not outlive its provenance
     figures = before_after(args.run, args.out, args.crop, args.data, every_render=args.all)
     grid = sample_grid(args.run, args.out, args.grid_rows)
+    curves = curves_picture(args.run, args.out)
+    report = report_screenshot(args.run, args.out, args.data)
     record = provenance(args.run, args.data, figures, grid)
+    config = yaml.safe_load((args.run / "config.yaml").read_text(encoding="utf-8")) if (args.run / "config.yaml").is_file() else {}
+    every = ((config or {}).get("eval") or {}).get("every")
+    record["curves"] = None if curves is None else {"file": curves.name, "eval_every": every}
+    record["report"] = report
     (args.out / "provenance.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    written = [*figures, *([grid] if grid is not None else [])]
+    written = [*figures, *([grid] if grid is not None else []), *([curves] if curves is not None else [])]
+    written += [args.out / report["file"]] if report is not None else []
     for path in written:
         size = path.stat().st_size
         flag = "  (over the docs' size budget: use a smaller --crop or fewer --grid-rows)" if size > MAX_BYTES else ""

@@ -9,6 +9,10 @@ networks, filters and plugins are imported when a name is first used.
 True
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .errors import ConfigError, RestorekitError, UnknownNameError
 from .registries import (
     BACKBONES,
@@ -23,7 +27,34 @@ from .registries import (
 )
 from .registry import Registry
 
+if TYPE_CHECKING:
+    import os
+
+    from .deploy import Model
+
 __version__ = "0.1.0"
+
+
+def load(
+    model: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    precision: str = "fp32",
+    tile: int | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+) -> Model:
+    """A trained model as a callable: ``restorekit.load("runs/dt_hagg_cpu")(photo)``.
+
+    ``photo`` is a NumPy H×W×3 uint8 RGB array, a PIL image or a float tensor in [0, 1]
+    (3×H×W or N×3×H×W); the restored photo comes back as the same kind. ``model`` is a model
+    file, a run folder or a checkpoint folder, or a built-in model's name. The options are
+    those of :func:`restorekit.deploy.load`, which this calls (torch is imported only now, so
+    that ``import restorekit`` stays light).
+    """
+    from .deploy import load as _load
+
+    return _load(model, device=device, precision=precision, tile=tile, channels_last=channels_last, compile=compile)
 
 __all__ = [
     "METHODS",
@@ -36,6 +67,7 @@ __all__ = [
     "REGISTRIES",
     "Registry",
     "get_registry",
+    "load",
     "ConfigError",
     "RestorekitError",
     "UnknownNameError",

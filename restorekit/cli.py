@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the Python modules the config lists under imports: (without it, such a config is refused)",
     )
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (train.tensorboard=true)")
 
     p = sub.add_parser("validate", help="check a config without running it (exit 0 only if valid)")
     _add_config_args(p)
@@ -129,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", help="per-image metrics CSV, one --data only (default: next to the model, test_<data>.csv)")
     p.add_argument("--save-images", metavar="DIR", help="also write the restored images here (several --data: DIR/<data>/)")
     p.add_argument("--baselines", action="store_true", help="also score the degraded input itself")
+    p.add_argument(
+        "--report", metavar="DIR", help="write an HTML results report here: index.html with sliders, images beside it"
+    )
     _add_runtime_args(p)
 
     p = sub.add_parser("restore", help="restore a photo or a folder of photos")
@@ -140,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (PNG files, same relative names), or for one input image an image file (e.g. out.png)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    p.add_argument("--report", metavar="DIR", help="write an HTML page here comparing each photo with its restoration")
     _add_runtime_args(p)
+
+    p = sub.add_parser("curves", help="draw a run's curves.png from its metrics.jsonl (needs the [plots] extra)")
+    p.add_argument("run", help="run folder (or its metrics.jsonl)")
+    p.add_argument("--output", help="the PNG to write (default: curves.png in the run folder)")
 
     p = sub.add_parser("convert", help="convert a foreign checkpoint into a restorekit model file")
     p.add_argument("--from", dest="source_format", required=True, help="source format: rain-over-me")
@@ -182,6 +191,8 @@ def _cmd_train(args: argparse.Namespace, console: Console) -> int:
         config = run_config_file(Path(args.work_dir))
         if config is None:
             raise ConfigError(f"{args.work_dir} holds no run (no config.yaml); give the config it was started with")
+    if args.tensorboard:
+        overrides = [*overrides, "train.tensorboard=true"]
     imports = "run" if args.allow_imports else "refuse"
     resolved = load_config(config, overrides, imports=imports)
     trainer = Trainer(resolved, work_dir=args.work_dir, resume=args.resume, allow_changes=args.allow_changes, console=console)
@@ -234,6 +245,8 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
     from .data.io import write_image
     from .data.pairs import PairedSet
     from .evaluation import evaluate, results_table
+    from .progress import TaskProgress
+    from .report import open_test_report, write_index
 
     several = len(args.data) > 1
     if several and args.csv:
@@ -241,6 +254,7 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
     loaded, restorer = _load_restorer(args)
     means = {}
     names: list[str] = []
+    reports = []
     for data in args.data:
         folder = resolve_folder(data)
         # A file-name-safe name per set (demo:snow/test -> snow_test); a repeated name gets _2, _3...
@@ -257,19 +271,28 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
         if save_dir is not None and several:
             save_dir = save_dir / set_name
 
-        def save(name: str, image, save_dir: Path | None = save_dir) -> None:
+        report = open_test_report(args, data, folder, set_name if several else None, pairs, loaded, restorer)
+        progress = TaskProgress(console, f"test {set_name}", len(pairs))
+
+        def save(name: str, image, save_dir: Path | None = save_dir, report=report, progress=progress) -> None:
             if save_dir is not None:
                 write_image(save_dir / f"{name}.png", image)
+            if report is not None:
+                report.on_image(name, image)
+            progress.advance()
 
         rows = []
         if args.baselines:
             rows.append(evaluate(pairs, lambda image: image, "degraded input"))
-        result = evaluate(pairs, restorer, f"{loaded.spec['type']} ({loaded.path.name})", on_image=save)
+        with progress:
+            result = evaluate(pairs, restorer, f"{loaded.spec['type']} ({loaded.path.name})", on_image=save)
         rows.append(result)
         console.print(results_table(rows, f"{folder} ({len(pairs)} pairs)"))
         csv_path = Path(args.csv) if args.csv else loaded.path.parent / f"test_{set_name}.csv"
         result.write_csv(csv_path)
         console.print(f"per-image metrics: {csv_path}")
+        if report is not None:
+            reports.append(report.finish_and_say(result, console))
         means[data] = result.means
     if args.json:
         if several:
@@ -278,6 +301,8 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
         else:
             result.write_json(args.json)
         console.print(f"means: {args.json}")
+    if several and reports:
+        console.print(f"report: {write_index(args.report, 'restorekit test: ' + ', '.join(args.data), reports)}")
     return 0
 
 
@@ -343,23 +368,40 @@ def _cmd_restore(args: argparse.Namespace, console: Console) -> int:
     from .data.io import is_animated_gif, read_bytes, read_image, write_image
     from .errors import ImageReadError
     from .inference import restore_files
+    from .progress import TaskProgress
+    from .report import open_restore_report
 
     source, output = Path(args.input).expanduser(), Path(args.output).expanduser()
     jobs = _restore_jobs(source, output, args.overwrite)  # refused before the model is even loaded
     loaded, restorer = _load_restorer(args)
     failed = 0
+    report = open_restore_report(args, source, loaded, restorer)
     # Decoding the next photo and encoding the last one overlap the network's work on this one.
-    for result in restore_files(restorer, jobs, read=read_image, write=write_image, skip=(ImageReadError,)):
-        if result.error is not None:
-            failed += 1
-            console.print(f"skipped {result.error}", style="yellow")
-        elif result.source.suffix.lower() == ".gif" and is_animated_gif(read_bytes(result.source)):
-            console.print(f"{result.source}: an animated GIF; restored its first frame into {result.target}")
+    with TaskProgress(console, "restore", len(jobs)) as progress:
+        for result in restore_files(
+            restorer, jobs, read=read_image, write=write_image, skip=(ImageReadError,),
+            on_image=report.on_image if report is not None else None,
+        ):
+            if result.error is not None:
+                failed += 1
+                progress.print(f"skipped {result.error}", style="yellow")
+            elif result.source.suffix.lower() == ".gif" and is_animated_gif(read_bytes(result.source)):
+                progress.print(f"{result.source}: an animated GIF; restored its first frame into {result.target}")
+            progress.advance()
     if failed == len(jobs):
         console.print(f"error: none of the {len(jobs)} image(s) could be read (each is listed above); nothing restored")
         return 2
     where = jobs[0][1] if source.is_file() else output
     console.print(f"restored {len(jobs) - failed} image(s) into {where}" + (f"; {failed} skipped" if failed else ""))
+    if report is not None:
+        console.print(f"report: {report.finish()}")
+    return 0
+
+
+def _cmd_curves(args: argparse.Namespace, console: Console) -> int:
+    from .engine.metrics_log import draw_run_curves
+
+    console.print(f"curves: {draw_run_curves(args.run, args.output)}")
     return 0
 
 
@@ -439,6 +481,7 @@ COMMANDS = {
     "print-config": _cmd_print_config,
     "test": _cmd_test,
     "restore": _cmd_restore,
+    "curves": _cmd_curves,
     "convert": _cmd_convert,
     "export": _cmd_export,
     "list": _cmd_list,

@@ -230,6 +230,7 @@ def restore_files(
     write: Callable[[Path, np.ndarray], None],
     skip: tuple[type[Exception], ...] = (),
     lookahead: int = 2,
+    on_image: Callable[[Path, np.ndarray, np.ndarray], None] | None = None,
 ) -> Iterator[FileResult]:
     """Restore ``(source, target)`` pairs with reading, computing and writing overlapped.
 
@@ -245,6 +246,8 @@ def restore_files(
         write: writes a uint8 RGB image.
         skip: exceptions of ``read`` that skip the file (reported in its result) instead of stopping.
         lookahead: images decoded ahead, and results waiting to be written, at most.
+        on_image: called with each source path, its pixels and their restoration (a results
+            report collects them: :class:`restorekit.report.RestoreReport`).
 
     Yields:
         One result per job, in order, once its output is written (or it was skipped).
@@ -282,6 +285,8 @@ def restore_files(
                 writes.append((FileResult(source, target, exc), None))
             else:
                 restored = restorer(image)
+                if on_image is not None:
+                    on_image(source, image, restored)
                 del image
                 writes.append((FileResult(source, target), writers.submit(write, target, restored)))
             yield from finished(keep=lookahead)

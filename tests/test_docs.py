@@ -241,16 +241,20 @@ def test_yaml_inline_writes_config_syntax():
 def test_committed_pictures_are_small_and_described():
     """Pictures come from docs/make_figures.py, whose provenance.json the captions are written from."""
     folder = DOCS / "_static" / pages.FIGURES
-    pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
-    for png in pngs:
-        assert png.stat().st_size <= 310_000, f"{png.name} is {png.stat().st_size // 1000} kB; keep docs pictures small"
-    if pngs:
+    pictures = sorted([*folder.glob("*.png"), *folder.glob("*.jpg")]) if folder.is_dir() else []
+    for picture in pictures:
+        assert picture.stat().st_size <= 310_000, f"{picture.name} is {picture.stat().st_size // 1000} kB; keep docs pictures small"
+    if pictures:
         record = pages.read_provenance(DOCS / "_static")
         assert record is not None, "pictures without docs/_static/figures/provenance.json"
-        listed = set(record["before_after"]) | ({record["sample_grid"]["file"]} if record.get("sample_grid") else set())
-        assert listed == {p.name for p in pngs}, "provenance.json and the pictures in docs/_static/figures disagree"
+        listed = set(record["before_after"]) | {
+            record[key]["file"] for key in ("sample_grid", "curves", "report") if record.get(key)
+        }
+        assert listed == {p.name for p in pictures}, "provenance.json and the pictures in docs/_static/figures disagree"
 
 
 def test_pages_without_pictures_say_so(tmp_path):
     assert "No before/after pictures" in pages.demo_figures(tmp_path)
     assert "No sample grid" in pages.sample_grid_figure(tmp_path)
+    assert "No training curves" in pages.curves_figure(tmp_path)
+    assert "No screenshot of a results report" in pages.report_figure(tmp_path)

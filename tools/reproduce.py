@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
+from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
@@ -49,6 +50,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 from restorekit import _atomic  # noqa: E402
 from restorekit.config.schema import from_mapping, opt  # noqa: E402
 from restorekit.errors import ConfigError, did_you_mean  # noqa: E402
+from restorekit.progress import TaskProgress  # noqa: E402
 
 STUDIES = ROOT / "configs" / "reproduce"
 DEFAULT_OUT = ROOT / "runs" / "reproduce"
@@ -374,10 +376,13 @@ def run(studies: list[Study], all_studies: dict[str, Study], args: argparse.Name
         except RuntimeError as exc:
             failures.append(str(exc))
             print(exc, flush=True)
+        progress.advance()
 
-    # In the order the studies were named: the first finish first.
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(one, wanted.values()))
+    # In the order the studies were named: the first finish first. A bar (rows done, time left)
+    # on a terminal, a line per finished row elsewhere; the rows' own lines print above it.
+    with TaskProgress(Console(markup=False, highlight=False), "reproduce", len(wanted), unit="rows", every=1) as progress:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(one, wanted.values()))
     for study in studies:
         if study.kind == "figure5":
             figure5(study, rows, args)

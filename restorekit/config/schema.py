@@ -132,6 +132,11 @@ class TrainConfig:
         "Every N iterations write a PNG grid: input | soft label | restored | residual | hard pair (0: never).",
         min=0,
     )
+    tensorboard: bool = opt(
+        False,
+        "Also write TensorBoard event files (in <run>/tensorboard/): the scalars of metrics.jsonl and the sample "
+        "grids as images. Needs the tensorboard package: pip install 'restorekit[tensorboard]'.",
+    )
 
 
 @dataclass

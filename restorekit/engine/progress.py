@@ -84,8 +84,8 @@ class TrainingProgress:
         if self._progress is not None:
             self._progress.update(self._task, completed=t)
 
-    def report(self, t: int, logs: dict[str, float]) -> None:
-        """Record the logged values of iteration ``t``."""
+    def report(self, t: int, logs: dict[str, float]) -> float:
+        """Record the logged values of iteration ``t``; returns the speed since the last report (it/s)."""
         now = time.perf_counter()
         speed = (t - self._last_t) / max(now - self._last_time, 1e-9)
         self._last_t, self._last_time = t, now
@@ -97,6 +97,7 @@ class TrainingProgress:
         else:
             eta = (self.total - t) / speed if speed > 0 else float("nan")
             self.console.print(f"{line}  eta {eta / 60:.1f} min")
+        return speed
 
     def message(self, text: str) -> None:
         """A one-off line (checkpoint written, evaluation result)."""

@@ -37,6 +37,7 @@ SAFE_TO_CHANGE = (
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "train.sample_every",
+    "train.tensorboard",
     "eval.",
     "runtime.threads",
     "runtime.device",

@@ -41,9 +41,11 @@ from ..evaluation import EvalResult, evaluate, results_table
 from ..inference import Restorer
 from ..methods import Method, build_method
 from ..model_file import CHECKPOINTS, MODEL_FILE, save_model
+from ..progress import StageProgress
 from ..registries import SCHEDULERS
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import DistributedContext
+from .metrics_log import MetricsLog
 from .progress import TrainingProgress, file_logger
 from .run_folder import RunLock, check_resume, run_config_file
 from .step import OptimisationStep, make_optimizer
@@ -211,6 +213,9 @@ class Trainer:
             start = int(state["iteration"])
             self.console.print(f"resuming {self.work_dir} from {latest.name} (iteration {start})")
         log.info(f"start at iteration {start} of {cfg.train.iters} on {self.device}")
+        self._metrics = MetricsLog(
+            self.work_dir, start=start, tensorboard=cfg.train.tensorboard, console=self.console, enabled=self.dist.is_main
+        )
 
         with self.dist.main_first():  # rank 0 computes and caches soft labels; the others read them
             batches = self._load_data(method, log)
@@ -231,6 +236,9 @@ class Trainer:
         try:
             method.train()
             t, last_saved = self._loop(method, optimizer, lr_schedule, batches, eval_pairs, modules, specs, info, start, log)
+        except BaseException:
+            self._metrics.close()  # the curves of a diverged or failed run are the first thing to look at
+            raise
         finally:
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
@@ -252,6 +260,7 @@ class Trainer:
                 f"stopped by {self._stop_signal} at iteration {t}; checkpoint written. "
                 f"Continue with: restorekit train --resume --work-dir {self.work_dir}{allow}"
             )
+            self._metrics.close()
             return TrainResult(self.work_dir, t, None, {}, interrupted=self._stop_signal)
 
         # The model file holds the weights that are evaluated and deployed: the average, when there is one.
@@ -261,6 +270,8 @@ class Trainer:
         evaluation = {}
         if eval_pairs is not None:
             evaluation = self._final_evaluation(method, eval_pairs)
+            self._metrics.final_evaluation(t, self.work_dir / "eval.json")
+        self._metrics.close()
         self.console.print(f"model: {model_path}")
         return TrainResult(self.work_dir, t, model_path, evaluation)
 
@@ -271,15 +282,8 @@ class Trainer:
 
     def _load_data(self, method: Method, log: Any) -> Any:
         started = time.perf_counter()
-        shown: dict[str, int] = {}
-
-        def progress(name: str, done: int, total: int) -> None:
-            step = max(1, total // 10)
-            if done == total or (total >= 50 and done - shown.get(name, 0) >= step):
-                shown[name] = done
-                self.console.print(f"  loading {name}: {done}/{total}")
-
-        batches, reports = method.training_batches(self.config, rank=self.dist.rank, progress=progress)
+        with StageProgress(self.console) as progress:  # a bar per stage (soft labels of a large folder take a while)
+            batches, reports = method.training_batches(self.config, rank=self.dist.rank, progress=progress)
         self._skip_reports = {**reports, "during training": self._runtime_skips}
         for name, report in reports.items():
             if len(report):
@@ -366,9 +370,10 @@ class Trainer:
                     last_good = t
                 if log_due:
                     logs = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.logs.items()}
-                    progress.report(t, {**logs, "lr": lr})
+                    speed = progress.report(t, {**logs, "lr": lr})
+                    self._metrics.train(t, {**logs, "lr": lr}, speed)
                 if want_images:
-                    save_grid(self.work_dir / "samples" / f"iter_{t:08d}.png", out.images)
+                    self._metrics.images(t, save_grid(self.work_dir / "samples" / f"iter_{t:08d}.png", out.images))
                 if (checkpoint_due or stop_due) and self.dist.is_main:
                     save_checkpoint(checkpoints, t, modules, specs, optimizer, info=info, keep=train.keep_checkpoints)
                     last_saved = t
@@ -378,6 +383,7 @@ class Trainer:
                     result = self._evaluate_network(method, eval_pairs)
                     m = result.means
                     progress.message(f"eval @ {t}: PSNR-Y {m['psnr_y']:.2f} dB  SSIM-Y {m['ssim_y']:.4f}")
+                    self._metrics.evaluation(t, m)
                     method.train()
                 if stop_due:
                     break

@@ -10,7 +10,7 @@ import torch
 
 from ..data.io import write_image
 
-__all__ = ["save_grid"]
+__all__ = ["save_grid", "grid_image"]
 
 RESIDUAL_KEYS = ("rain residual", "residual")
 
@@ -26,6 +26,12 @@ def _column(name: str, images: torch.Tensor, rows: int) -> np.ndarray:
 
 def save_grid(path: str | Path, images: dict[str, torch.Tensor], rows: int = 4, min_side: int = 128) -> Path:
     """Write a grid of the first ``rows`` samples; columns in the dict's order, labelled on top."""
+    write_image(path, grid_image(images, rows, min_side))
+    return Path(path)
+
+
+def grid_image(images: dict[str, torch.Tensor], rows: int = 4, min_side: int = 128) -> np.ndarray:
+    """The grid :func:`save_grid` writes, as H×W×3 uint8 RGB (TensorBoard shows it too)."""
     columns = [_column(name, value, rows) for name, value in images.items()]
     grid = np.concatenate(columns, axis=1)
     size = columns[0].shape[1]
@@ -36,5 +42,4 @@ def save_grid(path: str | Path, images: dict[str, torch.Tensor], rows: int = 4, 
     header = np.full((22, grid.shape[1], 3), 255, np.uint8)
     for i, name in enumerate(images):
         cv2.putText(header, name, (i * size + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    write_image(path, np.ascontiguousarray(np.concatenate([header, grid], axis=0)))
-    return Path(path)
+    return np.ascontiguousarray(np.concatenate([header, grid], axis=0))

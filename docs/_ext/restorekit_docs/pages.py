@@ -996,6 +996,50 @@ def sample_grid_figure(static_dir: Path, root: Path = ROOT) -> str:
     )
 
 
+def curves_figure(static_dir: Path, root: Path = ROOT) -> str:
+    """The committed ``curves.png`` of the run that made the pictures, captioned from its provenance."""
+    record = read_provenance(static_dir)
+    curves = (record or {}).get("curves")
+    notice = _generated_notice("docs/_static/figures/provenance.json")
+    if not curves or not (static_dir / FIGURES / curves["file"]).is_file():
+        return notice + ":::{note}\nNo training curves in this build (`docs/make_figures.py` copies a run's curves.png).\n:::\n"
+    every = curves.get("eval_every")
+    scored = (
+        f"the held-out pairs scored every {thousands(every)} iterations (`eval.every`), "
+        if every
+        else "the held-out pairs scored at the end, "
+    )
+    return notice + (
+        f"```{{figure}} /_static/{FIGURES}/{curves['file']}\n:alt: Four panels against the iterations: the losses, "
+        "the loss weights alpha and beta, the learning rate, and the held-out PSNR-Y with the rainy input's and the "
+        "soft-label filter's as dashed lines.\n:width: 100%\n\n"
+        f"`curves.png` of the run behind the pictures on this page, drawn from its `metrics.jsonl`, with {scored}"
+        "the rainy input's and the soft-label filter's final PSNR-Y dashed. "
+        + describe_run(record, root)
+        + "\n```\n"
+    )
+
+
+def report_figure(static_dir: Path, root: Path = ROOT) -> str:
+    """The committed screenshot of a results report, captioned from its provenance."""
+    record = read_provenance(static_dir)
+    report = (record or {}).get("report")
+    notice = _generated_notice("docs/_static/figures/provenance.json")
+    if not report or not (static_dir / FIGURES / report["file"]).is_file():
+        return notice + (
+            ":::{note}\nNo screenshot of a results report in this build (`docs/make_figures.py` takes one where "
+            "headless Chromium is installed).\n:::\n"
+        )
+    return notice + (
+        f"```{{figure}} /_static/{FIGURES}/{report['file']}\n:alt: The top of a results report: the model and data, "
+        "the mean table (rainy input, soft-label filter, network) and the worst images with their before/after "
+        "sliders.\n:width: 100%\n\n"
+        f"The top of the page `restorekit test --data {report.get('data', 'demo:rain/test')} --report DIR` wrote for "
+        f"the run behind the pictures on this page, as headless Chromium draws it ({report.get('width', '?')}×"
+        f"{report.get('height', '?')} CSS pixels, saved at {report.get('scale', 1):g}× that size).\n```\n"
+    )
+
+
 # --------------------------------------------------------------------------- command line
 def cli_reference() -> str:
     """``restorekit --help`` and each subcommand's ``--help``, exactly as the parser prints them."""
@@ -1029,6 +1073,8 @@ def fragments(data_dir: Path = DATA, root: Path = ROOT) -> dict[str, str]:
     return {
         "demo_figures.md": demo_figures(static_dir, root),
         "sample_grid.md": sample_grid_figure(static_dir, root),
+        "curves_figure.md": curves_figure(static_dir, root),
+        "report_figure.md": report_figure(static_dir, root),
         "config_reference.md": config_reference(),
         "configs.md": configs_page(root),
         "registries.md": registry_tables(),
@@ -1056,6 +1102,8 @@ __all__ = [
     "ConfigEntry",
     "config_files",
     "config_reference",
+    "curves_figure",
+    "report_figure",
     "configs_page",
     "describe_config",
     "fragments",
