@@ -214,9 +214,9 @@ def test_umrl_scales_are_the_subsampled_image():
     assert out["restored_half"].shape[-2:] == (16, 24) and out["restored_quarter"].shape[-2:] == (8, 12)
 
 
-@pytest.mark.parametrize("name", ["spanet", "didmdn", "umrl"])
+@pytest.mark.parametrize("name", ["rescan", "spanet", "didmdn", "umrl"])
 def test_networks_that_cannot_be_tiled_say_so(name):
-    network = build(name, **({"channels": 8} if name == "spanet" else {})).eval()
+    network = build(name, **({"channels": 8} if name in ("rescan", "spanet") else {})).eval()
     x = torch.rand(1, 3, 40, 40)
     whole = Restorer(network).restore_tensor(x)  # whole images work
     assert whole.shape == x.shape

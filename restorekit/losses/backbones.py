@@ -139,7 +139,9 @@ class DIDMDNLoss(nn.Module):
         threshold: channel-mean rain above which a pixel counts as covered.
     """
 
-    def __init__(self, density_weight: float = 0.01, bounds: tuple[float, float] = (0.05, 0.15), threshold: float = 0.02) -> None:
+    def __init__(
+        self, density_weight: float = 0.01, bounds: tuple[float, float] = (0.05, 0.15), threshold: float = 0.02
+    ) -> None:
         super().__init__()
         if density_weight < 0:
             raise ValueError(f"didmdn loss density_weight must be >= 0, got {density_weight}")
@@ -200,7 +202,9 @@ class UMRLLoss(nn.Module):
             y, c = images[suffix].float(), aux["confidence" + suffix].float()
             t = target.float()[..., ::step, ::step]
             if y.shape != t.shape or c.shape != t.shape:
-                raise ValueError(f"umrl loss: scale 1/{step} outputs {tuple(y.shape)} do not match the target's {tuple(t.shape)}")
+                raise ValueError(
+                    f"umrl loss: the 1/{step}-scale outputs {tuple(y.shape)} do not match the subsampled target {tuple(t.shape)}"
+                )
             error = 2.0 * c * (y - t)  # (c·y + (1 - c)·B) - B, in [-1, 1] units
             fit = fit + weight * F.smooth_l1_loss(error, torch.zeros_like(error))
             log_conf = log_conf - log_weight * torch.log(c + 1e-8).sum(dim=(1, 2, 3)).mean() / (h * w)

@@ -25,6 +25,9 @@ attributes:
     a sentence saying why restoring tile by tile cannot be exact (an output pixel sees a
     whole row, or the network pools on a grid fixed to the image's corner); tiled restoration
     then refuses the backbone instead of measuring a receptive field that does not apply.
+``not_exportable``
+    a sentence saying why the network has no ONNX graph of dynamic size (SPANet's IRNN is a
+    loop over the image's rows); ONNX export then refuses it with that reason.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ class Restoration:
 
     @property
     def restored(self) -> Tensor:
-        """The restored image: ``input - residual``, or the network's own ``image`` (not clamped: losses see the raw output)."""
+        """The restored image: ``input - residual``, or the network's own ``image``.
+
+        Not clamped: losses see the raw output.
+        """
         return self.input - self.residual if self.image is None else self.image
 
 

@@ -32,6 +32,8 @@ state yet and the units use the input terms only (a GRU: ``h = z·n``; an LSTM: 
 The Rain O'er Me paper's Table IV lists 54,735, the ConvRNN variant. The network returns
 ``{"residual": R_S, "stage_rain": R_1..R_S stacked as N×S×3×H×W}``; the ``rescan`` loss (its
 authors': the sum over stages of the MSE between ``R_s`` and the true rain) supervises every stage.
+Squeeze-and-excitation averages over the whole image, so RESCAN cannot be restored tile by
+tile exactly (a tile's means differ from the image's).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class RESCAN(nn.Module):
 
     default_loss = "rescan"
     param_convention = "trainable"
+    not_tileable = "its squeeze-and-excitation scales every channel by a mean over the whole image"
 
     def __init__(
         self, in_channels: int = 3, channels: int = 24, stages: int = 4, depth: int = 7, unit: Unit = "gru"

@@ -114,7 +114,8 @@ class SPANet(nn.Module):
 
     default_loss = "spanet"
     param_convention = "trainable"
-    not_tileable = "its IRNN carries context along whole rows and columns, so every output pixel sees the image's full width and height"
+    not_tileable = "its IRNN carries context along whole rows and columns of the image"
+    not_exportable = "its IRNN loops over the image's rows and columns: a traced graph fits one size only"
 
     #: Blocks whose residual is scaled by the attention map, grouped by the SAM call before them.
     ATTENDED = ((3, 4, 5), (6, 7, 8), (9, 10, 11), (12, 13, 14))

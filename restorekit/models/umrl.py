@@ -38,14 +38,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registries import BACKBONES
-from .didmdn import DenseBottleneck, Transition
+from .didmdn import DenseBottleneck, Resample, Transition
 
 __all__ = ["UMRL", "RainEstimator", "ConfidenceEstimator"]
 
 
-def dense(in_ch: int, growth: int, out_ch: int, resample: str, kernel: int) -> nn.Sequential:
+def dense(in_ch: int, growth: int, out_ch: int, resample: Resample, kernel: int) -> nn.Sequential:
     """A dense bottleneck block and its transition (see :mod:`restorekit.models.didmdn`)."""
-    return nn.Sequential(DenseBottleneck(in_ch, growth, kernel), Transition(in_ch + growth, out_ch, resample))  # type: ignore[arg-type]
+    return nn.Sequential(DenseBottleneck(in_ch, growth, kernel), Transition(in_ch + growth, out_ch, resample))
 
 
 class RainEstimator(nn.Sequential):
@@ -108,7 +108,10 @@ class UMRL(nn.Module):
         self.estimate = RainEstimator(64)
         self.confidence = ConfidenceEstimator(32 + in_channels)
         self.refine = nn.Sequential(
-            nn.Conv2d(in_channels, 8, 7, padding=3), nn.LeakyReLU(0.2), nn.Conv2d(8, in_channels, 3, padding=1), nn.Tanh()
+            nn.Conv2d(in_channels, 8, 7, padding=3),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(8, in_channels, 3, padding=1),
+            nn.Tanh(),
         )
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
