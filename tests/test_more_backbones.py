@@ -61,7 +61,7 @@ def test_a_backbone_must_not_return_both_residual_and_restored():
 
 
 # --------------------------------------------------------------------------- IRNN
-@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 2, 1, 6), (1, 4, 6, 1)])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 2, 6, 6), (1, 2, 1, 6), (1, 4, 6, 1)])
 def test_irnn_scan_equals_the_direct_loop(shape):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)

@@ -49,9 +49,8 @@ from ..registries import BACKBONES
 
 __all__ = ["DIDMDN", "DenseBottleneck", "Transition", "DenseStream", "STREAMS"]
 
-Resample = Literal["down", "up", "same"]
 #: The authors' three streams: kernel size -> six (growth, transition channels, resampling).
-STREAMS: dict[int, tuple[tuple[int, int, Resample], ...]] = {
+STREAMS: dict[int, tuple[tuple[int, int, str], ...]] = {
     3: ((5, 4, "down"), (8, 12, "same"), (4, 12, "same"), (4, 12, "same"), (8, 4, "same"), (8, 4, "up")),
     5: ((13, 8, "down"), (16, 16, "down"), (16, 16, "same"), (16, 16, "same"), (8, 8, "up"), (8, 4, "up")),
     7: ((13, 8, "down"), (16, 16, "down"), (16, 16, "down"), (16, 16, "up"), (8, 8, "up"), (8, 4, "up")),
@@ -86,7 +85,7 @@ class DenseBottleneck(nn.Module):
 class Transition(nn.Module):
     """``conv1x1(ReLU(BN(x)))`` (no bias), then halve, double or keep the resolution."""
 
-    def __init__(self, in_ch: int, out_ch: int, resample: Resample) -> None:
+    def __init__(self, in_ch: int, out_ch: int, resample: Literal["down", "up", "same"]) -> None:
         super().__init__()
         self.layers = nn.Sequential(nn.BatchNorm2d(in_ch), nn.ReLU(), nn.Conv2d(in_ch, out_ch, 1, bias=False))
         self.resample = resample
@@ -113,7 +112,7 @@ class DenseStream(nn.Module):
             elif k == 5:
                 channels += outs[0]
             blocks.append(DenseBottleneck(channels, growth, kernel))
-            transitions.append(Transition(channels + growth, out_ch, resample))
+            transitions.append(Transition(channels + growth, out_ch, resample))  # type: ignore[arg-type]
             channels = out_ch
             outs.append(out_ch)
         self.blocks, self.transitions = nn.ModuleList(blocks), nn.ModuleList(transitions)

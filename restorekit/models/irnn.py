@@ -13,9 +13,9 @@ right), "down" and "left"; the output at a pixel sums up what lies on one side o
 axis. The authors wrote the scan as a CUDA kernel (one thread per output pixel, each looping
 over the pixels before it: quadratic work). Here a scan is a loop over rows whose every step is
 one whole-row tensor operation (all images, channels and columns at once), so the work is
-linear and a 64-pixel crop costs 64 small steps. The four directions become two scans: the
-vertical ones (down, and up as down on the flipped map) are stacked and scanned together, and
-so are the horizontal ones, transposed.
+linear and a 64-pixel crop costs 64 small steps. The four directions become downward scans of
+the map, the flipped map (up), the transposed map (right) and the transposed flipped map
+(left), stacked so that a square map takes one scan for all four and any other map two.
 
 Gradients come from a hand-written reverse scan (:class:`RowScan`), so autograd does not keep
 a graph node per row: the forward pass writes its rows in place into one preallocated tensor.
@@ -89,9 +89,14 @@ def irnn_scan(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor, 
         ``(up, right, down, left)``, each N×C×H×W in ``x``'s dtype.
     """
     up, right, down, left = range(4)
-    vertical = _scan_rows(torch.stack([x, x.flip(2)]), weight[[down, up]], bias[[down, up]])
     across = x.transpose(2, 3)
-    horizontal = _scan_rows(torch.stack([across, across.flip(2)]), weight[[right, left]], bias[[right, left]])
+    if x.shape[2] == x.shape[3]:  # square (training crops): all four directions in one scan
+        order = [down, up, right, left]
+        scans = _scan_rows(torch.stack([x, x.flip(2), across, across.flip(2)]), weight[order], bias[order])
+        vertical, horizontal = scans[:2], scans[2:]
+    else:
+        vertical = _scan_rows(torch.stack([x, x.flip(2)]), weight[[down, up]], bias[[down, up]])
+        horizontal = _scan_rows(torch.stack([across, across.flip(2)]), weight[[right, left]], bias[[right, left]])
     horizontal = horizontal.transpose(3, 4)
     outputs = (vertical[1].flip(2), horizontal[0], vertical[0], horizontal[1].flip(3))
     return tuple(o.to(x.dtype) for o in outputs)  # type: ignore[return-value]

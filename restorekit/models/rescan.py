@@ -48,7 +48,6 @@ from ..registries import BACKBONES
 
 __all__ = ["RESCAN", "SqueezeExcitation", "RecurrentUnit", "rescan", "rescan_rnn", "rescan_lstm"]
 
-Unit = Literal["gru", "lstm", "rnn", "conv"]
 #: Input-to-state convolutions per unit type (the gates), and whether the unit has a state.
 GATES: dict[str, int] = {"gru": 3, "lstm": 4, "rnn": 1, "conv": 1}
 
@@ -71,7 +70,7 @@ class RecurrentUnit(nn.Module):
     then ``(h, c)``: the hidden map and, for the LSTM only, its cell (None for the others).
     """
 
-    def __init__(self, unit: Unit, in_ch: int, channels: int, dilation: int) -> None:
+    def __init__(self, unit: Literal["gru", "lstm", "rnn", "conv"], in_ch: int, channels: int, dilation: int) -> None:
         super().__init__()
         if unit not in GATES:
             raise ValueError(f"rescan unit must be one of {', '.join(repr(u) for u in GATES)}, got {unit!r}")
@@ -135,7 +134,7 @@ class RESCAN(nn.Module):
     not_tileable = "its squeeze-and-excitation scales every channel by a mean over the whole image"
 
     def __init__(
-        self, in_channels: int = 3, channels: int = 24, stages: int = 4, depth: int = 7, unit: Unit = "gru"
+        self, in_channels: int = 3, channels: int = 24, stages: int = 4, depth: int = 7, unit: Literal["gru", "lstm", "rnn", "conv"] = "gru"
     ) -> None:
         super().__init__()
         if stages < 1:
@@ -168,7 +167,7 @@ class RESCAN(nn.Module):
 
 
 @BACKBONES.register("rescan")
-def rescan(in_channels: int = 3, channels: int = 24, stages: int = 4, depth: int = 7, unit: Unit = "gru") -> RESCAN:
+def rescan(in_channels: int = 3, channels: int = 24, stages: int = 4, depth: int = 7, unit: Literal["gru", "lstm", "rnn", "conv"] = "gru") -> RESCAN:
     """RESCAN: ConvGRU units by default (149,823 parameters); ``unit`` picks the others."""
     return RESCAN(in_channels, channels, stages, depth, unit)
 

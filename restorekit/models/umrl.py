@@ -33,17 +33,19 @@ cannot be restored tile by tile exactly.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..registries import BACKBONES
-from .didmdn import DenseBottleneck, Resample, Transition
+from .didmdn import DenseBottleneck, Transition
 
 __all__ = ["UMRL", "RainEstimator", "ConfidenceEstimator"]
 
 
-def dense(in_ch: int, growth: int, out_ch: int, resample: Resample, kernel: int) -> nn.Sequential:
+def dense(in_ch: int, growth: int, out_ch: int, resample: Literal["down", "up", "same"], kernel: int) -> nn.Sequential:
     """A dense bottleneck block and its transition (see :mod:`restorekit.models.didmdn`)."""
     return nn.Sequential(DenseBottleneck(in_ch, growth, kernel), Transition(in_ch + growth, out_ch, resample))
 
