@@ -33,7 +33,7 @@ from .structured import rain_mask_target
 
 __all__ = ["RESCANLoss", "SPANetLoss", "DIDMDNLoss", "UMRLLoss", "density_class", "DENSITY_CLASSES"]
 
-#: DID-MDN's label order (the authors' training data: 0 heavy, 1 medium, 2 light).
+#: DID-MDN's label order, that of the authors' training data (0 heavy, 1 medium, 2 light).
 DENSITY_CLASSES = ("heavy", "medium", "light")
 
 

@@ -59,9 +59,9 @@ class Restoration:
 
     @property
     def restored(self) -> Tensor:
-        """The restored image: ``input - residual``, or the network's own ``image``.
+        """The restored image, ``input - residual`` or the network's own ``image``.
 
-        Not clamped: losses see the raw output.
+        Not clamped, so that losses see the raw output.
         """
         return self.input - self.residual if self.image is None else self.image
 

@@ -49,7 +49,7 @@ from ..registries import BACKBONES
 
 __all__ = ["DIDMDN", "DenseBottleneck", "Transition", "DenseStream", "STREAMS"]
 
-#: The authors' three streams: kernel size -> six (growth, transition channels, resampling).
+#: The authors' three streams, by kernel size, each six (growth, transition channels, resampling).
 STREAMS: dict[int, tuple[tuple[int, int, str], ...]] = {
     3: ((5, 4, "down"), (8, 12, "same"), (4, 12, "same"), (4, 12, "same"), (8, 4, "same"), (8, 4, "up")),
     5: ((13, 8, "down"), (16, 16, "down"), (16, 16, "same"), (16, 16, "same"), (8, 8, "up"), (8, 4, "up")),

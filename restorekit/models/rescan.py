@@ -48,7 +48,7 @@ from ..registries import BACKBONES
 
 __all__ = ["RESCAN", "SqueezeExcitation", "RecurrentUnit", "rescan", "rescan_rnn", "rescan_lstm"]
 
-#: Input-to-state convolutions per unit type (the gates), and whether the unit has a state.
+#: Input-to-state convolutions (gates) of each unit type; each recurrent type has as many state-to-state ones.
 GATES: dict[str, int] = {"gru": 3, "lstm": 4, "rnn": 1, "conv": 1}
 
 
