@@ -69,8 +69,10 @@ class RESCANLoss(nn.Module):
     is ``degraded - pred``, so its term is the MSE of the image.
     """
 
+    aux_keys = ("stage_rain",)
+
     def forward(self, pred: Tensor, target: Tensor, **ctx: object) -> Tensor:
-        aux, rain = _context("rescan", "rescan", ctx, ("stage_rain",), rain=True)
+        aux, rain = _context("rescan", "rescan", ctx, self.aux_keys, rain=True)
         rain = _check_rain(rain, target)
         stages = aux["stage_rain"].float()
         return F.mse_loss(stages, rain[:, None].expand_as(stages), reduction="none").mean(dim=(0, 2, 3, 4)).sum()
@@ -92,6 +94,8 @@ class SPANetLoss(nn.Module):
         mask_weight: weight of the attention term (1 in the authors' loss).
     """
 
+    aux_keys = ("attention",)
+
     def __init__(self, mask_threshold: float = 0.02, mask_weight: float = 1.0) -> None:
         super().__init__()
         if mask_weight < 0:
@@ -100,7 +104,7 @@ class SPANetLoss(nn.Module):
         self.mask_weight = mask_weight
 
     def forward(self, pred: Tensor, target: Tensor, **ctx: object) -> Tensor:
-        aux, rain = _context("spanet", "spanet", ctx, ("attention",), rain=True)
+        aux, rain = _context("spanet", "spanet", ctx, self.aux_keys, rain=True)
         rain = _check_rain(rain, target)
         pred, target = pred.float(), target.float()
         mask = rain_mask_target(rain, self.mask_threshold).float()[:, None]
