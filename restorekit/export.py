@@ -74,6 +74,9 @@ def export_onnx(backbone: nn.Module, path: str | Path, *, opset: int = 18, examp
     """
     _require("onnx")
     _require("onnxscript")
+    reason = getattr(backbone, "not_exportable", None)
+    if reason:  # said up front, instead of the exporter's account of a failed trace
+        raise OnnxExportError(f"{type(backbone).__name__} cannot be exported to ONNX: {reason}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = _graph_of(backbone)

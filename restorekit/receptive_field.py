@@ -189,11 +189,18 @@ def receptive_radius(backbone: nn.Module, *, in_channels: int = 3, max_length: i
         ``r`` such that an output pixel depends only on inputs within ``r`` pixels of it.
 
     Raises:
-        NonLocalBackboneError: the dependency reaches beyond ``max_length // 2`` pixels.
+        NonLocalBackboneError: the dependency reaches beyond ``max_length // 2`` pixels, or the
+            backbone says why tiles cannot be exact (its ``not_tileable`` attribute).
     """
     declared = getattr(backbone, "receptive_radius", None)
     if isinstance(declared, int):  # a backbone may state it (e.g. one too large to probe)
         return declared
+    reason = getattr(backbone, "not_tileable", None)
+    if reason:  # a field the probe cannot see: a whole-row scan, or pooling on a grid fixed to the corner
+        raise NonLocalBackboneError(
+            f"{type(backbone).__name__}: {reason}; it cannot be restored tile by tile exactly: "
+            "restore whole images (no tile option)"
+        )
     key = f"{architecture_key(backbone)}|channels={in_channels}"
     with _lock:
         if key in _cache:

@@ -145,6 +145,12 @@ _BUILTINS: dict[Registry, dict[str, str]] = {
         "prenet_r": "restorekit.models.prenet:prenet_r",
         "prn_r": "restorekit.models.prenet:prn_r",
         "jordere": "restorekit.models.jordere:JORDERE",
+        "rescan": "restorekit.models.rescan:rescan",
+        "rescan_rnn": "restorekit.models.rescan:rescan_rnn",
+        "rescan_lstm": "restorekit.models.rescan:rescan_lstm",
+        "spanet": "restorekit.models.spanet:SPANet",
+        "didmdn": "restorekit.models.didmdn:DIDMDN",
+        "umrl": "restorekit.models.umrl:UMRL",
     },
     DETAIL_BLOCKS: {
         "deb": "restorekit.models.deb:DetailEnhancementBlock",
@@ -162,6 +168,10 @@ _BUILTINS: dict[Registry, dict[str, str]] = {
         "l1": "restorekit.losses.pixel:L1Loss",
         "mse": "restorekit.losses.pixel:MSELoss",
         "jordere": "restorekit.losses.structured:JORDERELoss",
+        "rescan": "restorekit.losses.backbones:RESCANLoss",
+        "spanet": "restorekit.losses.backbones:SPANetLoss",
+        "didmdn": "restorekit.losses.backbones:DIDMDNLoss",
+        "umrl": "restorekit.losses.backbones:UMRLLoss",
     },
     SCHEDULERS: {
         "dynamic": "restorekit.schedulers.loss_weights:DynamicWeights",

@@ -1,5 +1,6 @@
 """The published backbones beside the paper's own: DDN, PReNet/PRN (4 variants), JORDER-E,
-and JORDER-E's structured loss. CPU only, small inputs: behaviour checks use tiny configs,
+RESCAN (3 units), SPANet, DID-MDN and UMRL, and JORDER-E's structured loss (the other networks'
+own losses and parts: tests/test_more_backbones.py). CPU only, small inputs: behaviour checks use tiny configs,
 the published sizes are checked by their parameter counts (the cheapest proof that a
 re-implementation matches the published network).
 """
@@ -21,8 +22,14 @@ PUBLISHED = {
     "prenet_r": (94_979, "trainable"),
     "prn_r": (21_123, "trainable"),
     "jordere": (4_169_024, "trainable"),
+    "rescan": (149_823, "trainable"),  # ConvGRU, the authors' default
+    "rescan_rnn": (54_735, "trainable"),  # the count in Rain O'er Me's Table IV
+    "rescan_lstm": (197_367, "trainable"),
+    "spanet": (283_716, "trainable"),
 }
-NEW_BACKBONES = list(PUBLISHED)
+# DID-MDN and UMRL build only the layers their authors' forward passes use; their published
+# counts include layers those modules build and never call (tests/test_more_backbones.py).
+NEW_BACKBONES = [*PUBLISHED, "didmdn", "umrl"]
 PRENET_VARIANTS = ["prenet", "prn", "prenet_r", "prn_r"]
 
 # Small configurations for behaviour checks (the published ones are slow on 2 cores only for jordere,
@@ -34,6 +41,12 @@ TINY = {
     "prenet_r": {"channels": 8, "stages": 2, "num_resblocks": 2},
     "prn_r": {"channels": 8, "stages": 2, "num_resblocks": 2},
     "jordere": {"channels": 8, "num_blocks": 1},
+    "rescan": {"channels": 8, "stages": 2, "depth": 4},
+    "rescan_rnn": {"channels": 8, "stages": 2, "depth": 4},
+    "rescan_lstm": {"channels": 8, "stages": 2, "depth": 4},
+    "spanet": {"channels": 8},
+    "didmdn": {},  # fixed widths (the authors'); 365K parameters but small inputs keep it fast
+    "umrl": {},
 }
 
 
@@ -58,12 +71,17 @@ def test_builtin_table_matches_decorators():
         obj = restorekit.BACKBONES.get(name)
         assert restorekit.BACKBONES.builtin_table()[name] == f"{obj.__module__}:{obj.__qualname__}"
         assert restorekit.BACKBONES.info(name).source == "builtin"
-    loss = restorekit.LOSSES.get("jordere")
-    assert restorekit.LOSSES.builtin_table()["jordere"] == f"{loss.__module__}:{loss.__qualname__}"
+    for name in ("jordere", "rescan", "spanet", "didmdn", "umrl"):
+        loss = restorekit.LOSSES.get(name)
+        assert restorekit.LOSSES.builtin_table()[name] == f"{loss.__module__}:{loss.__qualname__}"
 
 
 @pytest.mark.parametrize(
-    "name, loss", [("ddn", "mse"), ("prenet", "ssim"), ("prn_r", "ssim"), ("jordere", "jordere")]
+    "name, loss",
+    [
+        ("ddn", "mse"), ("prenet", "ssim"), ("prn_r", "ssim"), ("jordere", "jordere"), ("rescan", "rescan"),
+        ("rescan_rnn", "rescan"), ("spanet", "spanet"), ("didmdn", "didmdn"), ("umrl", "umrl"),
+    ],
 )
 def test_default_loss_is_registered(name, loss):
     model = build(name, **TINY[name])
@@ -72,7 +90,7 @@ def test_default_loss_is_registered(name, loss):
 
 
 # --------------------------------------------------------------------------- published counts
-@pytest.mark.parametrize("name", NEW_BACKBONES)
+@pytest.mark.parametrize("name", list(PUBLISHED))
 def test_published_parameter_count(name):
     count, convention = PUBLISHED[name]
     model = build(name)
@@ -118,6 +136,18 @@ def test_shapes_on_odd_input(name):
         assert out.aux["stage1"].shape == x.shape
         assert out.aux["mask_logits"].shape == (2, 2, 37, 53)
         assert out.aux["level"].shape == (2, 3, 37, 53)
+    if name.startswith("rescan"):
+        assert out.aux["stage_rain"].shape == (2, 4, 3, 37, 53)
+        torch.testing.assert_close(out.residual, out.aux["stage_rain"][:, -1])
+    if name == "spanet":
+        assert out.aux["attention"].shape == (2, 1, 37, 53)
+    if name in ("spanet", "didmdn", "umrl"):  # they predict the clean image itself
+        assert out.image is not None and torch.equal(out.restored, out.image)
+    if name == "didmdn":
+        assert out.aux["density_logits"].shape == (2, 3) and out.aux["rain"].shape == x.shape
+    if name == "umrl":
+        assert out.aux["restored_half"].shape == out.aux["confidence_half"].shape == (2, 3, 19, 27)
+        assert out.aux["restored_quarter"].shape == out.aux["confidence_quarter"].shape == (2, 3, 10, 14)
 
 
 @pytest.mark.parametrize("name", PRENET_VARIANTS)
@@ -215,7 +245,7 @@ def test_safetensors_round_trip(name, tmp_path):
     x = torch.rand(1, 3, 19, 21)
     with torch.no_grad():
         a, b = run_backbone(model, x), run_backbone(twin, x)
-    assert torch.equal(a.residual, b.residual)
+    assert torch.equal(a.residual, b.residual) and torch.equal(a.restored, b.restored)
     for key in a.aux:
         assert torch.equal(a.aux[key], b.aux[key])
 

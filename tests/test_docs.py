@@ -141,6 +141,12 @@ def test_zoo_parameter_counts_match_the_published_ones(builtin_registries, data_
     assert "51,552\u00a0✓" in page  # the paper's network, conv weights only
 
 
+def test_zoo_explains_the_published_counts_it_does_not_reproduce(builtin_registries, data_dir):
+    page = pages.model_zoo(data_dir)
+    assert "984,356\u00a0(see below)" in page and "135,800\u00a0(see below)" in page
+    assert "- `umrl`: published 984,356; the authors' module" in page
+
+
 def test_zoo_reads_what_benchmark_backbones_writes(builtin_registries, data_dir, capsys):
     """Run the real tool on a tiny image, so a change of its JSON breaks this test, not the docs build."""
     tool = load_tool("benchmark_backbones")

@@ -14,6 +14,7 @@ import restorekit
 from restorekit.config import load_config
 from restorekit.model_file import load_model, save_model
 from restorekit.engine.trainer import Trainer
+from restorekit.models.contract import run_backbone
 from restorekit.testing import make_paired_folder, make_unpaired_folders
 
 # Small versions of each network: behaviour, not capacity, is under test.
@@ -23,8 +24,17 @@ TINY_BACKBONES = {
     "prenet": "{type: prenet, channels: 8, stages: 2}",
     "prn_r": "{type: prn_r, channels: 8, stages: 2}",
     "jordere": "{type: jordere, channels: 8, num_blocks: 1}",
+    "rescan": "{type: rescan, channels: 8, stages: 2, depth: 4}",
+    "spanet": "{type: spanet, channels: 8}",
+    "didmdn": "{type: didmdn}",  # fixed widths, as the authors'
+    "umrl": "{type: umrl}",
 }
-CONFIG = {"hagg": "hagg", "ddn": "ddn", "prenet": "prenet", "prn_r": "prenet", "jordere": "jordere"}
+CONFIG = {
+    "hagg": "hagg", "ddn": "ddn", "prenet": "prenet", "prn_r": "prenet", "jordere": "jordere",
+    "rescan": "rescan", "spanet": "spanet", "didmdn": "didmdn", "umrl": "umrl",
+}
+# Backbones whose widths are fixed (no `channels` argument) round-trip at their published size.
+FIXED_WIDTH = ("hagg", "didmdn", "umrl")
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +74,13 @@ def test_backbone_trains_both_ways_and_its_loss_falls(tmp_path, data, name, meth
 
 @pytest.mark.parametrize("name", restorekit.BACKBONES.names())
 def test_state_dicts_round_trip_through_model_files(tmp_path, name):
-    if name not in ("hagg", "ddn", "prn_r", "prenet", "prenet_r", "prn", "jordere"):
+    if restorekit.BACKBONES.info(name).source != "builtin":
         pytest.skip("plugin backbone: covered by its plugin's tests")
-    spec = {"type": name, **({"channels": 8} if name != "hagg" else {})}
+    spec = {"type": name, **({"channels": 8} if name not in FIXED_WIDTH else {})}
     net = restorekit.BACKBONES.build(spec).eval()
     path = save_model(tmp_path / "m.safetensors", {"backbone": net}, {"backbone": spec})
     loaded = load_model(path).backbone
     x = torch.rand(1, 3, 21, 27)
     with torch.no_grad():
-        a, b = net(x), loaded(x)
-    a = a["residual"] if isinstance(a, dict) else a
-    b = b["residual"] if isinstance(b, dict) else b
-    assert torch.equal(a, b)
+        a, b = run_backbone(net, x), run_backbone(loaded, x)
+    assert torch.equal(a.restored, b.restored)

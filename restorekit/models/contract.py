@@ -6,16 +6,28 @@ A backbone is a plain :class:`torch.nn.Module` that maps a batch of degraded ima
 
 * that residual as a tensor (the paper's network, DDN), or
 * a ``dict`` with the key ``"residual"`` and any named auxiliary outputs, e.g. PReNet's
-  per-stage images ``"stages"`` or JORDER-E's ``"stage1"``, ``"mask_logits"``, ``"level"``.
+  per-stage images ``"stages"`` or JORDER-E's ``"stage1"``, ``"mask_logits"``, ``"level"``, or
+* a ``dict`` with the key ``"restored"`` instead: the clean image itself, for a network that
+  predicts it directly with no global skip (SPANet, DID-MDN, UMRL). Its residual is then
+  derived as ``x - restored``, and :attr:`Restoration.restored` is the network's own output,
+  not ``x - (x - restored)`` (which differs by rounding, visibly so in bfloat16).
 
-Networks that predict the clean image ``y`` return ``x - y`` as their residual; nothing is
-lost, because the methods only ever use ``x - residual``. A backbone may set class attributes:
+Networks with a global skip that predict ``y = x + f(x)`` (PReNet, JORDER-E) return the
+residual ``x - y``; the methods use ``restored`` and ``residual`` only. A backbone may set class
+attributes:
 
 ``default_loss``
     a :data:`restorekit.LOSSES` name used as its hard (and supervised) objective when the
     config names none, as the paper does ("we use their default loss function").
 ``param_convention``
     how its published parameter count is counted (see :func:`count_parameters`).
+``not_tileable``
+    a sentence saying why restoring tile by tile cannot be exact (an output pixel sees a
+    whole row, or the network pools on a grid fixed to the image's corner); tiled restoration
+    then refuses the backbone instead of measuring a receptive field that does not apply.
+``not_exportable``
+    a sentence saying why the network has no ONNX graph of dynamic size (SPANet's IRNN is a
+    loop over the image's rows); ONNX export then refuses it with that reason.
 """
 
 from __future__ import annotations
@@ -34,16 +46,24 @@ ParamConvention = Literal["trainable", "weights", "trainable+bn_stats"]
 
 @dataclass
 class Restoration:
-    """One backbone pass: the input, the residual it removed, and its auxiliary outputs."""
+    """One backbone pass: the input, the residual it removed, and its auxiliary outputs.
+
+    ``image`` is the network's own restored image when it predicts one directly (the
+    ``"restored"`` key of its output); ``residual`` is then ``input - image``.
+    """
 
     input: Tensor
     residual: Tensor
     aux: dict[str, Tensor] = field(default_factory=dict)
+    image: Tensor | None = None
 
     @property
     def restored(self) -> Tensor:
-        """The restored image ``input - residual`` (not clamped: losses see the raw output)."""
-        return self.input - self.residual
+        """The restored image, ``input - residual`` or the network's own ``image``.
+
+        Not clamped, so that losses see the raw output.
+        """
+        return self.input - self.residual if self.image is None else self.image
 
 
 def run_backbone(backbone: nn.Module, x: Tensor) -> Restoration:
@@ -51,12 +71,15 @@ def run_backbone(backbone: nn.Module, x: Tensor) -> Restoration:
     out = backbone(x)
     if isinstance(out, Tensor):
         return Restoration(x, out)
-    if isinstance(out, Mapping) and "residual" in out:
-        aux = {k: v for k, v in out.items() if k != "residual"}
-        return Restoration(x, out["residual"], aux)
+    if isinstance(out, Mapping) and ("residual" in out) != ("restored" in out):
+        aux = {k: v for k, v in out.items() if k not in ("residual", "restored")}
+        if "residual" in out:
+            return Restoration(x, out["residual"], aux)
+        return Restoration(x, x - out["restored"], aux, image=out["restored"])
     raise TypeError(
-        f"{type(backbone).__name__}.forward must return the residual tensor or a dict with a "
-        f"'residual' key, got {type(out).__name__}"
+        f"{type(backbone).__name__}.forward must return the residual tensor or a dict with exactly one "
+        f"of the keys 'residual' and 'restored', got {type(out).__name__}"
+        + (f" with keys {sorted(out)}" if isinstance(out, Mapping) else "")
     )
 
 

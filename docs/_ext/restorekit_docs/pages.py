@@ -472,10 +472,14 @@ def model_zoo(data_dir: Path = DATA, root: Path = ROOT) -> str:
         "The *hard loss* is the backbone's own loss, used for the hard pairs and for `sv` unless a "
         "config names another.\n"
     )
-    rows = []
+    rows, differences = [], []
     for f in facts:
         pub = paper_backbones.get(f["name"], {}).get("params")
         check = "" if pub is None else ("\u00a0✓" if pub == f["params"] else "\u00a0✗\u00a0differs")
+        why = paper_backbones.get(f["name"], {}).get("differs")
+        if pub is not None and pub != f["params"] and why:  # a known, explained difference
+            differences.append(f"- {code(f['name'])}: published {thousands(pub)}; {md_text(why)}.")
+            check = "\u00a0(see below)"
         rows.append(
             [
                 code(f["name"], in_table=True),
@@ -493,6 +497,8 @@ def model_zoo(data_dir: Path = DATA, root: Path = ROOT) -> str:
             ["l", "r", "l", "r", "r", "l"],
         )
     )
+    if differences:
+        out.append("Published counts restorekit does not reproduce, and why ({doc}`networks`):\n\n" + "\n".join(differences) + "\n")
 
     out.append("## Speed on a CPU\n")
     report = read_json(BACKBONES_JSON, data_dir)
