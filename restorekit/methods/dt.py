@@ -23,7 +23,25 @@ from ..models.contract import run_backbone
 from ..schedulers.base import LossWeightSchedule
 from .base import Method, StepOutput
 
-__all__ = ["Distillation"]
+__all__ = ["Distillation", "residual_stats"]
+
+
+def residual_stats(rainy: Tensor, soft_label: Tensor, rain_residual: Tensor) -> dict[str, Tensor]:
+    """What the network still removes, for the log and the collapse guard (no gradient, no sync).
+
+    ``removed``: RMS of the distilled residual ``g(R)`` over RMS of the soft residual
+    ``X - Y_s`` (everything the filter takes away: rain and detail). A healthy run keeps it
+    well above zero; when it falls towards 0 the hard pair ``D`` approaches ``C`` and the
+    network is becoming the identity. ``offset``: mean of ``X - g(R)`` minus mean of ``Y_s``, in
+    grey levels (0-255): the soft output's brightness against the label's, which is rain-free in
+    its low frequencies.
+    """
+    with torch.no_grad():
+        r = rain_residual.detach().float()
+        soft = (rainy - soft_label).float()
+        removed = r.pow(2).mean().sqrt() / soft.pow(2).mean().sqrt().clamp_min(1e-6)
+        offset = (soft - r).mean() * 255.0
+    return {"removed": removed, "offset": offset}
 
 
 class Distillation(Method):
@@ -112,4 +130,5 @@ class Distillation(Method):
                 "hard restored": hard_restored,
             }
         logs = {"loss": loss, "soft": loss_soft, "hard": loss_hard, "alpha": alpha, "beta": beta}
+        logs.update(residual_stats(rainy, soft_label, rain_residual))
         return StepOutput(loss, logs, {k: v.detach() for k, v in images.items()})
