@@ -68,6 +68,13 @@ class DataConfig:
         "Paired folder with `rain/` and `gt/` subfolders of matching file names, for supervised (sv) training.",
     )
     crop_size: int = opt(128, "Side of the square training crops, in pixels.", min=8)
+    max_side: int | None = opt(
+        None,
+        "Working resolution of the training photos (rainy and clean): a photo whose long side exceeds it is shrunk "
+        "to it (area average) before its soft label and crops are made, so that rain, crop and filter kernel keep "
+        "one scale whatever the camera (null: photos as they are).",
+        min=8,
+    )
     batch_size: int = opt(8, "Crops per batch (M in the paper).", min=1)
     flip: bool = opt(True, "Random horizontal and vertical flips (applied alike to a crop and its label).")
     small_images: Literal["pad", "skip"] = opt(
@@ -116,6 +123,21 @@ class DTConfig:
         "Scale g(R) by a random factor in [low, high] before adding it (the authors' DID-data variant used [0.5, 2.0]).",
     )
     hard_pair_gain_after: int = opt(5000, "Iteration from which `hard_pair_gain` applies.", min=0)
+    anchor_loss: Spec | None = spec(
+        None,
+        "losses",
+        "Low-frequency term between X - g(R) and the soft label, outside the alpha/beta schedule (e.g. "
+        "`{type: lowpass, block: 8}`): holds the output's brightness, which SSIM barely sees (null: none).",
+        optional=True,
+    )
+    anchor_weight: float = opt(1.0, "Weight of `anchor_loss`.", min=0.0)
+    hard_pair_floor: float | None = opt(
+        None,
+        "Lift g(R) in each hard pair to at least this fraction of the soft residual X - Y_s in RMS (by at most "
+        "`hard_pair_max_gain`), so that a shrinking residual cannot make the hard pair the clean image (null: off).",
+        min=0.0,
+    )
+    hard_pair_max_gain: float = opt(4.0, "Largest factor `hard_pair_floor` may scale g(R) by.", min=1.0)
 
 
 @dataclass
@@ -147,6 +169,12 @@ class TrainConfig:
     )
     grad_clip: float | None = opt(None, "Clip the gradient norm to this value (null: no clipping).", min=0.0)
     seed: int = opt(0, "Seed of the network initialisation and of every random draw of the data.")
+    on_collapse: Literal["warn", "stop", "restart"] = opt(
+        "warn",
+        "When distillation stops removing anything (its residual and hard loss stay near zero for 100 iterations): "
+        "`warn` in the log and progress output, `stop` the run, or `restart` from the last healthy checkpoint with "
+        "the method's rescue (docs: 'When the network learns to do nothing').",
+    )
     log_every: int = opt(50, "Log losses every N iterations.", min=1)
     checkpoint_every: int = opt(5000, "Write a resumable checkpoint every N iterations (and at the end).", min=1)
     keep_checkpoints: int = opt(3, "How many recent checkpoints to keep (the final one is always kept).", min=1)

@@ -55,7 +55,8 @@ def build_train_batches(
 
     assert data.rainy is not None and data.clean is not None
     photo_options = dict(
-        crop_size=data.crop_size, small_images=data.small_images, on_bad_image=data.on_bad_image, in_memory=data.in_memory
+        crop_size=data.crop_size, small_images=data.small_images, on_bad_image=data.on_bad_image, in_memory=data.in_memory,
+        max_side=data.max_side,
     )
     degraded = PhotoSet(
         resolve_folder(data.rainy), label_cache=build_label_cache(config), progress=report("rainy"), **photo_options

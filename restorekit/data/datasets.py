@@ -30,7 +30,7 @@ import torch
 
 from ..errors import ConfigError, DataError, ImageReadError, RestorekitError
 from ..filters.cache import SoftLabelCache, content_digest
-from .io import decode_image, list_images, read_bytes, shown_path
+from .io import decode_image, downscale_long_side, list_images, read_bytes, shown_path
 
 __all__ = [
     "Photo",
@@ -97,9 +97,13 @@ class Photo:
     label: np.ndarray | None = None
 
 
-def _decode(path: Path) -> tuple[np.ndarray, str]:
+def _decode(path: Path, max_side: int | None = None) -> tuple[np.ndarray, str]:
+    """Pixels and cache key of a file; with ``max_side``, shrunk to that long side first (and keyed so)."""
     data = read_bytes(path)
-    return decode_image(data, shown_path(path)), content_digest(data)
+    image, digest = decode_image(data, shown_path(path)), content_digest(data)
+    if max_side is not None and max(image.shape[:2]) > max_side:
+        image, digest = downscale_long_side(image, max_side), f"{digest}-side{max_side}"
+    return image, digest
 
 
 def _crop_too_large(crop_size: int, folder: Path, sizes: list[tuple[int, int]]) -> ConfigError:
@@ -131,6 +135,8 @@ class PhotoSet:
         threads: decoding and filtering threads (OpenCV releases the GIL).
         progress: called with ``(stage, done, total)`` while loading; ``stage`` is
             ``"photos"`` (decoding) or ``"soft labels"``.
+        max_side: shrink photos whose long side exceeds it to that side (area average) as
+            they are decoded, before soft labels and crops, so label and crop stay aligned.
 
     Raises:
         DataError: no file of the folder is usable.
@@ -149,8 +155,10 @@ class PhotoSet:
         label_cache: SoftLabelCache | None = None,
         threads: int = 2,
         progress: Callable[[str, int, int], None] | None = None,
+        max_side: int | None = None,
     ) -> None:
         self.folder = Path(folder)
+        self.max_side = max_side
         self.crop_size = crop_size
         self.on_bad_image = on_bad_image
         self.in_memory = in_memory
@@ -168,7 +176,7 @@ class PhotoSet:
 
         def read(index: int) -> None:
             try:
-                image, digest = _decode(files[index])
+                image, digest = _decode(files[index], max_side)
             except ImageReadError as exc:
                 if on_bad_image == "stop":
                     raise
@@ -206,7 +214,7 @@ class PhotoSet:
             if label_cache is not None:
                 if image is None:  # not kept in memory: read again (the label is cached for later)
                     try:
-                        image, digest = _decode(files[index])
+                        image, digest = _decode(files[index], max_side)
                     except ImageReadError as exc:
                         if on_bad_image == "stop":
                             raise
@@ -248,7 +256,7 @@ class PhotoSet:
         photo = self.photos[index]
         if photo.image is not None:
             return photo.image, photo.label
-        image, digest = _decode(photo.path)
+        image, digest = _decode(photo.path, self.max_side)
         label = self.label_cache.get(image, digest) if self.label_cache is not None else None
         return image, label
 

@@ -67,4 +67,8 @@ def build_method(config: Config) -> Method:
         hard_pair_gain=dt.hard_pair_gain,
         hard_pair_gain_after=dt.hard_pair_gain_after,
         seed=config.train.seed,
+        anchor_loss=LOSSES.build(dt.anchor_loss, path="dt.anchor_loss") if dt.anchor_loss else None,
+        anchor_weight=dt.anchor_weight,
+        hard_pair_floor=dt.hard_pair_floor,
+        hard_pair_max_gain=dt.hard_pair_max_gain,
     )
