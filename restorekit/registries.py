@@ -167,6 +167,7 @@ _BUILTINS: dict[Registry, dict[str, str]] = {
         "ssim": "restorekit.losses.ssim:SSIMLoss",
         "l1": "restorekit.losses.pixel:L1Loss",
         "mse": "restorekit.losses.pixel:MSELoss",
+        "lowpass": "restorekit.losses.lowpass:LowPassL1Loss",
         "jordere": "restorekit.losses.structured:JORDERELoss",
         "rescan": "restorekit.losses.backbones:RESCANLoss",
         "spanet": "restorekit.losses.backbones:SPANetLoss",

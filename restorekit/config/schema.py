@@ -79,6 +79,13 @@ class DataConfig:
         "Paired folder with `rain/` and `gt/` subfolders of matching file names, for supervised (sv) training.",
     )
     crop_size: int = opt(128, "Side of the square training crops, in pixels.", min=8)
+    max_side: int | None = opt(
+        None,
+        "Working resolution of the training photos (rainy and clean): a photo whose long side exceeds it is shrunk "
+        "to it (area average) before its soft label and crops are made, so that rain, crop and filter kernel keep "
+        "one scale whatever the camera (null: photos as they are).",
+        min=8,
+    )
     batch_size: int = opt(8, "Crops per batch (M in the paper).", min=1)
     flip: bool = opt(True, "Random horizontal and vertical flips (applied alike to a crop and its label).")
     small_images: Literal["pad", "skip"] = opt(
@@ -124,6 +131,12 @@ class TrainConfig:
     )
     grad_clip: float | None = opt(None, "Clip the gradient norm to this value (null: no clipping).", min=0.0)
     seed: int = opt(0, "Seed of the network initialisation and of every random draw of the data.")
+    on_collapse: Literal["warn", "stop", "restart"] = opt(
+        "warn",
+        "When distillation stops removing anything (its residual and hard loss stay near zero for 100 iterations): "
+        "`warn` in the log and progress output, `stop` the run, or `restart` from the last healthy checkpoint with "
+        "the method's rescue (docs: 'When the network learns to do nothing').",
+    )
     log_every: int = opt(50, "Log losses every N iterations.", min=1)
     checkpoint_every: int = opt(5000, "Write a resumable checkpoint every N iterations (and at the end).", min=1)
     keep_checkpoints: int = opt(3, "How many recent checkpoints to keep (the final one is always kept).", min=1)

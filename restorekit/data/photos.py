@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import DataError, ImageReadError
-from .io import content_digest, decode_image, list_images, read_bytes, shown_path
+from .io import content_digest, decode_image, downscale_long_side, list_images, read_bytes, shown_path
 from .report import SkipReport, crop_too_large
 
 __all__ = ["Photo", "PhotoSet", "LabelSource", "decode_file"]
@@ -34,10 +34,14 @@ class LabelSource(Protocol):
     def get(self, image: np.ndarray, digest: str) -> np.ndarray: ...
 
 
-def decode_file(path: Path) -> tuple[np.ndarray, str]:
-    """A photo's pixels and the digest of its file's bytes (its cache key)."""
+def decode_file(path: Path, max_side: int | None = None) -> tuple[np.ndarray, str]:
+    """A photo's pixels and the digest of its file's bytes (its cache key); with ``max_side``,
+    shrunk to that long side first (and keyed so: a shrunk photo has a soft label of its own)."""
     data = read_bytes(path)
-    return decode_image(data, shown_path(path)), content_digest(data)
+    image, digest = decode_image(data, shown_path(path)), content_digest(data)
+    if max_side is not None and max(image.shape[:2]) > max_side:
+        image, digest = downscale_long_side(image, max_side), f"{digest}-side{max_side}"
+    return image, digest
 
 
 @dataclass
@@ -70,6 +74,8 @@ class PhotoSet:
         threads: decoding and filtering threads (OpenCV releases the GIL).
         progress: called with ``(stage, done, total)`` while loading; ``stage`` is
             ``"photos"`` (decoding) or ``"soft labels"``.
+        max_side: shrink photos whose long side exceeds it to that side (area average) as
+            they are decoded, before soft labels and crops, so label and crop stay aligned.
 
     Raises:
         DataError: no file of the folder is usable.
@@ -88,8 +94,10 @@ class PhotoSet:
         label_cache: LabelSource | None = None,
         threads: int = 2,
         progress: Callable[[str, int, int], None] | None = None,
+        max_side: int | None = None,
     ) -> None:
         self.folder = Path(folder)
+        self.max_side = max_side
         self.crop_size = crop_size
         self.on_bad_image = on_bad_image
         self.in_memory = in_memory
@@ -107,7 +115,7 @@ class PhotoSet:
 
         def read(index: int) -> None:
             try:
-                image, digest = decode_file(files[index])
+                image, digest = decode_file(files[index], max_side)
             except ImageReadError as exc:
                 if on_bad_image == "stop":
                     raise
@@ -145,7 +153,7 @@ class PhotoSet:
             if label_cache is not None:
                 if image is None:  # not kept in memory: read again (the label is cached for later)
                     try:
-                        image, digest = decode_file(files[index])
+                        image, digest = decode_file(files[index], max_side)
                     except ImageReadError as exc:
                         if on_bad_image == "stop":
                             raise
@@ -187,7 +195,7 @@ class PhotoSet:
         photo = self.photos[index]
         if photo.image is not None:
             return photo.image, photo.label
-        image, digest = decode_file(photo.path)
+        image, digest = decode_file(photo.path, self.max_side)
         label = self.label_cache.get(image, digest) if self.label_cache is not None else None
         return image, label
 

@@ -44,6 +44,7 @@ from ..model_file import CHECKPOINTS, MODEL_FILE, save_model
 from ..progress import StageProgress
 from ..registries import SCHEDULERS
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .collapse import CollapseGuard, CollapseRestart, respond, restart, snapshot
 from .distributed import DistributedContext
 from .metrics_log import MetricsLog
 from .progress import TrainingProgress, file_logger
@@ -206,6 +207,8 @@ class Trainer:
             modules = {**modules, "backbone_ema": self._ema}
             specs["backbone_ema"] = cfg.backbone
         info = {"method": cfg.method, "task": cfg.task, "config": self.resolved.name}
+        # One process cannot restart alone in a multi-process run: there the guard only warns.
+        self._guard = CollapseGuard(cfg.train.on_collapse if not self.dist.enabled else "warn")
 
         start = 0
         if latest is not None:
@@ -235,7 +238,20 @@ class Trainer:
         t = start
         try:
             method.train()
-            t, last_saved = self._loop(method, optimizer, lr_schedule, batches, eval_pairs, modules, specs, info, start, log)
+            initial = {**snapshot(modules, optimizer), "iteration": start} if self._guard.action == "restart" else {}
+            while True:
+                try:
+                    t, last_saved = self._loop(
+                        method, optimizer, lr_schedule, batches, eval_pairs, modules, specs, info, start, log
+                    )
+                    break
+                except CollapseRestart as exc:  # train.on_collapse=restart
+                    def say(text: str) -> None:
+                        log.info(text)
+                        self.console.print(text)
+
+                    start = restart(self._guard, exc.event, method, modules, optimizer, self.work_dir / CHECKPOINTS,
+                                    initial, say)
         except BaseException:
             self._metrics.close()  # the curves of a diverged or failed run are the first thing to look at
             raise
@@ -348,6 +364,9 @@ class Trainer:
                     self._ema.update_parameters(method.backbone)
                 nonfinite |= ~torch.isfinite(out.loss.detach())
                 progress.advance(t)
+                self._guard.observe(out.logs)
+                if (event := self._guard.check(t)) is not None and self.dist.is_main:
+                    respond(self._guard, event, progress.message, checkpoints)
 
                 checkpoint_due = t % train.checkpoint_every == 0
                 log_due = t % train.log_every == 0 or t == total

@@ -97,6 +97,13 @@ class Method(nn.Module):
         """Restorations to score beside the degraded input and the network at the end of a run."""
         return []
 
+    def rescue(self, attempt: int) -> str:
+        """What ``train.on_collapse: restart`` changes before going back to a healthy state
+        (attempt 1, 2, ...); returns what it did. A method that can collapse to the identity logs
+        ``removed`` and ``hard`` for the guard (:mod:`restorekit.engine.collapse`) and says here
+        how it gets out."""
+        return "nothing changed (this method has no rescue)"
+
     def training_modules(self) -> dict[str, nn.Module]:
         """Modules saved in checkpoints, by name (``backbone`` first)."""
         return {"backbone": self.backbone}

@@ -33,7 +33,39 @@ from ..schedulers.base import LossWeightSchedule
 from .base import Baseline, FolderKind, Method, Progress, StepOutput
 from .soft_labels import SoftLabelCache, label_cache_folder
 
-__all__ = ["Distillation", "DistillationOptions"]
+__all__ = ["Distillation", "DistillationOptions", "residual_stats"]
+
+
+class _BetaFloor(LossWeightSchedule):
+    """A schedule's weights with ``beta`` held at or above ``floor`` (what a collapse restart sets)."""
+
+    def __init__(self, inner: LossWeightSchedule, floor: float) -> None:
+        self.inner = getattr(inner, "inner", inner)  # a second rescue replaces the first floor
+        self.floor = floor
+
+    def __call__(self, t: int) -> tuple[float, float]:
+        alpha, beta = self.inner(t)
+        return alpha, max(beta, self.floor)
+
+
+def residual_stats(rainy: Tensor, soft_label: Tensor, rain_residual: Tensor) -> dict[str, Tensor]:
+    """What the network still removes, for the log and the collapse guard (no gradient, no sync).
+
+    ``removed``: RMS of the distilled residual ``g(R)`` over RMS of the soft residual
+    ``X - Y_s`` (everything the filter takes away: rain and detail), each without its mean per
+    crop and channel, so that a brightness offset does not pass for removed rain. A healthy run
+    keeps it well above zero; when it falls towards 0 the hard pair ``D`` approaches ``C`` and
+    the network is becoming the identity. ``offset``: mean of ``X - g(R)`` minus mean of
+    ``Y_s``, in grey levels (0-255): the soft output's brightness against the label's.
+    """
+    with torch.no_grad():
+        r = rain_residual.detach().float()
+        soft = (rainy - soft_label).float()
+        offset = (soft - r).mean() * 255.0
+        r = r - r.mean(dim=(2, 3), keepdim=True)
+        soft = soft - soft.mean(dim=(2, 3), keepdim=True)
+        removed = r.pow(2).mean().sqrt() / soft.pow(2).mean().sqrt().clamp_min(1e-6)
+    return {"removed": removed, "offset": offset}
 
 
 @dataclass
@@ -66,6 +98,21 @@ class DistillationOptions:
         "Scale g(R) by a random factor in [low, high] before adding it (the authors' DID-data variant used [0.5, 2.0]).",
     )
     hard_pair_gain_after: int = opt(5000, "Iteration from which `hard_pair_gain` applies.", min=0)
+    anchor_loss: Spec | None = spec(
+        None,
+        "losses",
+        "Low-frequency term between X - g(R) and the soft label, outside the alpha/beta schedule (e.g. "
+        "`{type: lowpass, block: 8}`): holds the output's brightness, which SSIM barely sees (null: none).",
+        optional=True,
+    )
+    anchor_weight: float = opt(1.0, "Weight of `anchor_loss`.", min=0.0)
+    hard_pair_floor: float | None = opt(
+        None,
+        "Lift g(R) in each hard pair to at least this fraction of the soft residual X - Y_s in RMS (by at most "
+        "`hard_pair_max_gain`), so that a shrinking residual cannot make the hard pair the clean image (null: off).",
+        min=0.0,
+    )
+    hard_pair_max_gain: float = opt(4.0, "Largest factor `hard_pair_floor` may scale g(R) by.", min=1.0)
 
 
 @METHODS.register("dt")
@@ -87,6 +134,14 @@ class Distillation(Method):
             it makes the labels and is scored as a baseline).
         soft_label_name: its registry name, for the baseline's label.
         specs: the config specs of ``backbone`` and ``detail_block`` (recorded in model files).
+        anchor_loss: optional low-frequency term between ``X - g(R)`` and the soft label, weighted
+            by ``anchor_weight`` and NOT by the schedule: it holds the output's brightness all run long.
+        anchor_weight: weight of ``anchor_loss``.
+        hard_pair_floor: optional ``rho``: scale ``g(R)`` in each hard pair up (by at most
+            ``hard_pair_max_gain``) so that its RMS is at least ``rho`` times that of the soft
+            residual ``X - Y_s``. Without it a shrinking residual makes ``D`` approach ``C``, where
+            the identity is optimal for the hard objective and nothing pushes back.
+        hard_pair_max_gain: the largest such scale.
     """
 
     options = DistillationOptions
@@ -107,6 +162,10 @@ class Distillation(Method):
         soft_label_filter: SoftLabelFilter | None = None,
         soft_label_name: str = "soft-label",
         specs: dict[str, dict[str, Any]] | None = None,
+        anchor_loss: nn.Module | None = None,
+        anchor_weight: float = 1.0,
+        hard_pair_floor: float | None = None,
+        hard_pair_max_gain: float = 4.0,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -119,6 +178,10 @@ class Distillation(Method):
         self.hard_pair_gain = hard_pair_gain
         self.hard_pair_gain_after = hard_pair_gain_after
         self.seed = seed
+        self.anchor_loss = anchor_loss
+        self.anchor_weight = anchor_weight
+        self.hard_pair_floor = hard_pair_floor
+        self.hard_pair_max_gain = hard_pair_max_gain
         self.soft_label_filter = soft_label_filter
         self.soft_label_name = soft_label_name
         self.specs = specs or {}
@@ -137,6 +200,10 @@ class Distillation(Method):
             hard_pair_gain=options.hard_pair_gain,
             hard_pair_gain_after=options.hard_pair_gain_after,
             seed=config.train.seed,
+            anchor_loss=LOSSES.build(options.anchor_loss, path="dt.anchor_loss") if options.anchor_loss else None,
+            anchor_weight=options.anchor_weight,
+            hard_pair_floor=options.hard_pair_floor,
+            hard_pair_max_gain=options.hard_pair_max_gain,
             soft_label_filter=FILTERS.build(options.soft_label, path="dt.soft_label"),
             soft_label_name=options.soft_label["type"],
             specs={"backbone": config.backbone, "detail_block": options.detail_block},
@@ -158,7 +225,7 @@ class Distillation(Method):
 
         photo_options = dict(
             crop_size=data.crop_size, small_images=data.small_images, on_bad_image=data.on_bad_image,
-            in_memory=data.in_memory,
+            in_memory=data.in_memory, max_side=data.max_side,
         )
         if self.soft_label_filter is None:
             raise ValueError("this Distillation was made without a soft_label_filter, so it cannot label photos")
@@ -191,6 +258,27 @@ class Distillation(Method):
         draws = np.random.default_rng([self.seed, t, 0xD1D]).uniform(low, high, size=like.shape[0])
         return torch.as_tensor(draws, dtype=like.dtype, device=like.device).view(-1, 1, 1, 1)
 
+    def rescue(self, attempt: int) -> str:
+        """What ``train.on_collapse=restart`` changes before going back to a healthy state.
+
+        The two ways out of the degenerate fixed point that a checkpoint can take up: keep the
+        soft objective alive (``beta`` at least ``0.25 × attempt``, so it still pushes the residual
+        back up once alpha dominates) and keep the hard pair rainy (``hard_pair_floor`` 0.5).
+        """
+        floor = min(1.0, 0.25 * attempt)
+        self.weights = _BetaFloor(self.weights, floor)
+        if self.hard_pair_floor is None:
+            self.hard_pair_floor = 0.5
+        return f"from now on beta >= {floor:g} and dt.hard_pair_floor={self.hard_pair_floor:g}"
+
+    def _floor_gain(self, rain: Tensor, soft_residual: Tensor) -> Tensor:
+        """Per-sample factor >= 1 lifting ``rain``'s RMS to ``hard_pair_floor`` × that of the soft residual."""
+        with torch.no_grad():
+            rms = rain.detach().float().pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+            target = self.hard_pair_floor * soft_residual.float().pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+            gain = (target / rms.clamp_min(1e-6)).clamp(1.0, self.hard_pair_max_gain)
+        return gain.to(rain.dtype)
+
     def training_step(self, batch: dict[str, Tensor], t: int, *, want_images: bool = False) -> StepOutput:
         rainy, soft_label, clean = batch["degraded"], batch["soft_label"], batch["clean"]
 
@@ -202,6 +290,8 @@ class Distillation(Method):
         gain = self._gain(t, distilled_rain)
         if gain is not None:
             distilled_rain = distilled_rain * gain
+        if self.hard_pair_floor is not None:
+            distilled_rain = distilled_rain * self._floor_gain(distilled_rain, rainy - soft_label)
         hard_pair = clean + distilled_rain
         if self.clamp_hard_pair:
             hard_pair = hard_pair.clamp(0.0, 1.0)
@@ -213,6 +303,11 @@ class Distillation(Method):
         loss_hard = self.hard_loss(hard_restored, clean, restoration=second, rain=hard_pair - clean)
         alpha, beta = self.weights(t)
         loss = alpha * loss_hard + beta * loss_soft
+        logs_extra = {}
+        if self.anchor_loss is not None:
+            loss_anchor = self.anchor_loss(soft_restored, soft_label)
+            loss = loss + self.anchor_weight * loss_anchor
+            logs_extra["anchor"] = loss_anchor
 
         images = {}
         if want_images:
@@ -225,4 +320,6 @@ class Distillation(Method):
                 "hard restored": hard_restored,
             }
         logs = {"loss": loss, "soft": loss_soft, "hard": loss_hard, "alpha": alpha, "beta": beta}
+        logs.update(logs_extra)
+        logs.update(residual_stats(rainy, soft_label, rain_residual))
         return StepOutput(loss, logs, {k: v.detach() for k, v in images.items()})

@@ -22,21 +22,26 @@ class DynamicWeights(LossWeightSchedule):
     Args:
         scale: iterations over which alpha grows by 1 and beta halves.
         cap: upper bound of alpha (null: uncapped).
+        beta_floor: lower bound of beta (0: none, the paper). Keeps the soft objective alive
+            once alpha dominates, the only one that pushes back when the residual shrinks.
     """
 
-    def __init__(self, scale: float = 1000.0, cap: float | None = None) -> None:
+    def __init__(self, scale: float = 1000.0, cap: float | None = None, beta_floor: float = 0.0) -> None:
         if scale <= 0:
             raise ValueError(f"dynamic scale must be positive, got {scale}")
         if cap is not None and cap <= 0:
             raise ValueError(f"dynamic cap must be positive or null, got {cap}")
+        if beta_floor < 0:
+            raise ValueError(f"dynamic beta_floor must be >= 0, got {beta_floor}")
         self.scale = float(scale)
         self.cap = cap
+        self.beta_floor = float(beta_floor)
 
     def __call__(self, t: int) -> tuple[float, float]:
         alpha = t / self.scale
         if self.cap is not None:
             alpha = min(alpha, self.cap)
-        return alpha, self.scale / (self.scale + t)
+        return alpha, max(self.beta_floor, self.scale / (self.scale + t))
 
 
 @SCHEDULERS.register("fixed")

@@ -1,0 +1,27 @@
+"""tools/benchmark_cpu_minutes.py runs end to end on generated images (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_mode_trains_scores_each_mark_and_writes_the_table(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "benchmark_cpu_minutes.py"), "--quick", "--threads", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((out / "cpu_minutes.json").read_text())
+    assert results["quick"] and results["cpu"]["model"] and results["threads"] == 1
+    assert [row["mark_minutes"] for row in results["marks"]] == [0.1, 0.2]
+    for row in results["marks"]:
+        assert row["iteration"] >= 2 and (out / "run" / "checkpoints" / f"iter_{row['iteration']:08d}").is_dir()
+        assert 5 < row["psnr_y"] < 60 and 0 < row["ssim_y"] <= 1 and abs(row["bias"]) < 128
+    assert 5 < results["input"]["psnr_y"] < 60
+    assert "CPU: " in proc.stdout and "PSNR-Y" in proc.stdout and "input" in proc.stdout

@@ -1,0 +1,219 @@
+"""Issue 15: the collapse guard, the brightness anchor, the hard-pair floor and the working resolution.
+
+Runs are tiny (a 4-channel hagg on 32² crops of generated photos) and take seconds. A run forced
+to collapse (fixed weights with no soft objective, from a zero head: the residual starts at 0 and
+nothing ever asks for one) must be reported, and a healthy run must not be.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+
+from restorekit.config import load_config
+from restorekit.data.io import write_image
+from restorekit.engine.collapse import CollapseGuard
+from restorekit.engine.trainer import Trainer
+from restorekit.errors import TrainingError
+from restorekit.losses.lowpass import LowPassL1Loss
+from restorekit.losses.ssim import SSIMLoss
+from restorekit.methods.base import build_method
+from restorekit.schedulers.loss_weights import DynamicWeights
+from restorekit.testing import make_photo, make_unpaired_folders
+
+FORCED_COLLAPSE = "dt.weights={type: fixed, alpha: 100, beta: 0}"
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> tuple[Path, Path]:
+    return make_unpaired_folders(tmp_path_factory.mktemp("photos"), n_rainy=4, n_clean=4, size=64)
+
+
+def write_config(tmp_path: Path, folders: tuple[Path, Path], iters: int = 300) -> Path:
+    rainy, clean = folders
+    path = tmp_path / "toy.yaml"
+    path.write_text(
+        "method: dt\n"
+        "backbone: {type: hagg, channels: 4, num_blocks: 2, init: kaiming, head_init: zero}\n"
+        "dt: {soft_label: {type: median, kernel_size: 5}, detail_block: {type: deb, init: identity}}\n"
+        f"data: {{rainy: '{rainy}', clean: '{clean}', crop_size: 32, batch_size: 2}}\n"
+        f"train: {{iters: {iters}, lr: 1.0e-3, log_every: 50, checkpoint_every: 100, sample_every: 0}}\n"
+        "eval: {data: null}\n"
+        "runtime: {device: cpu, threads: 1}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def fit(config: Path, work: Path, *overrides: str):
+    out = io.StringIO()
+    console = Console(file=out, markup=False, highlight=False, soft_wrap=True, width=400)
+    try:
+        result = Trainer(load_config(config, overrides), work_dir=work, console=console).fit()
+    except TrainingError as exc:
+        return exc, out.getvalue()
+    return result, out.getvalue()
+
+
+# --------------------------------------------------------------------------- the guard alone
+def feed(guard: CollapseGuard, stream: list[tuple[float, float]]):
+    events = []
+    for t, (removed, hard) in enumerate(stream, start=1):
+        guard.observe({"removed": torch.tensor(removed), "hard": torch.tensor(hard)})
+        event = guard.check(t)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def test_guard_reports_a_collapse_within_150_iterations_of_its_start():
+    healthy, dead = [(0.6, 0.15)] * 400, [(0.01, 0.0002)] * 400
+    events = feed(CollapseGuard(), healthy + dead)
+    assert [e.kind for e in events] == ["collapsed"]
+    assert 400 < events[0].iteration <= 400 + 150
+    assert events[0].last_healthy == 400
+    assert "dt.hard_pair_floor" in events[0].message and "on_collapse" in events[0].message
+
+
+def test_guard_ignores_a_healthy_run_with_dips_and_a_small_hard_loss_alone():
+    rng = np.random.default_rng(0)
+    stream = [(float(rng.uniform(0.3, 1.5)), float(rng.uniform(0.05, 0.3))) for _ in range(1000)]
+    stream[300:340] = [(0.02, 0.001)] * 40  # a short dip: less than two windows
+    stream[600:800] = [(0.5, 0.001)] * 200  # hard loss tiny but the residual alive: not a collapse
+    assert feed(CollapseGuard(), stream) == []
+
+
+def test_guard_waits_for_the_warmup_and_says_when_the_network_recovers():
+    stream = [(0.0, 0.0)] * 100 + [(0.0, 0.0)] * 200 + [(0.7, 0.2)] * 100
+    events = feed(CollapseGuard(warmup=100), stream)
+    assert [(e.kind, e.iteration) for e in events] == [("collapsed", 200), ("recovered", 350)]
+    assert events[0].last_healthy == 0  # the warm-up windows were not healthy either
+
+
+def test_guard_watches_only_distillation():
+    guard = CollapseGuard()
+    for t in range(1, 500):
+        guard.observe({"loss": torch.tensor(0.0)})
+        assert guard.check(t) is None
+
+
+def test_guard_rejects_an_unknown_action():
+    with pytest.raises(ValueError, match="warn, stop or restart"):
+        CollapseGuard("retry")
+
+
+# --------------------------------------------------------------------------- the guard in a run
+def test_a_run_forced_to_collapse_is_reported_and_a_healthy_one_is_not(tmp_path, folders):
+    config = write_config(tmp_path, folders)
+    _, collapsed = fit(config, tmp_path / "collapsed", FORCED_COLLAPSE)
+    lines = [line for line in collapsed.splitlines() if line.startswith("COLLAPSE @")]
+    assert len(lines) == 1 and int(lines[0].split()[2].rstrip(":")) <= 200
+    assert (tmp_path / "collapsed" / "model.safetensors").is_file()  # warn: the run goes on
+    assert "COLLAPSE" in (tmp_path / "collapsed" / "train.log").read_text()
+    _, healthy = fit(config, tmp_path / "healthy")
+    assert "COLLAPSE" not in healthy
+
+
+def test_on_collapse_stop_ends_the_run_with_an_error_naming_what_to_do(tmp_path, folders):
+    config = write_config(tmp_path, folders)
+    error, _ = fit(config, tmp_path / "run", FORCED_COLLAPSE, "train.on_collapse=stop")
+    assert isinstance(error, TrainingError)
+    assert "on_collapse=stop at iteration 200" in str(error) and "no checkpoint was written before it" in str(error)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_on_collapse_restart_goes_back_and_rescues(tmp_path, folders):
+    config = write_config(tmp_path, folders, iters=400)
+    result, printed = fit(config, tmp_path / "run", FORCED_COLLAPSE, "train.on_collapse=restart")
+    assert "restart 1/2 from iteration 0 (no healthy checkpoint)" in printed
+    assert "dt.hard_pair_floor" in printed.split("restart 1/2")[1].splitlines()[0]
+    assert not isinstance(result, TrainingError), printed
+    assert result.iteration == 400
+
+
+# --------------------------------------------------------------------------- the method's switches
+def test_lowpass_anchor_charges_a_uniform_shift_that_ssim_hardly_sees():
+    image = torch.from_numpy(make_photo(1, 64, 64)).permute(2, 0, 1)[None].float() / 255
+    brighter = image + 10 / 255
+    anchor, ssim = LowPassL1Loss(block=8), SSIMLoss()
+    assert float(anchor(brighter, image)) == pytest.approx(10 / 255, rel=1e-5)
+    assert float(ssim(brighter, image)) < 0.4 * float(anchor(brighter, image))
+    # Detail that leaves every 8×8 block's mean alone costs nothing: SSIM stays in charge of it.
+    checker = torch.ones(1, 1, 64, 64)
+    checker[..., 1::2, :] = -1
+    assert float(anchor(image + 0.05 * checker, image)) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="block"):
+        LowPassL1Loss(block=0)
+
+
+def test_dynamic_weights_beta_floor():
+    weights = DynamicWeights(scale=300, cap=10, beta_floor=0.25)
+    assert weights(300) == (1.0, 0.5)
+    assert weights(3000) == (10, 0.25)
+    assert DynamicWeights(scale=300)(3000)[1] == pytest.approx(300 / 3300)
+    with pytest.raises(ValueError, match="beta_floor"):
+        DynamicWeights(beta_floor=-1)
+
+
+def test_hard_pair_floor_lifts_a_weak_residual_and_leaves_a_strong_one(tmp_path, folders):
+    config = load_config(write_config(tmp_path, folders), ["dt.hard_pair_floor=0.5", "dt.hard_pair_max_gain=4"]).config
+    method = build_method(config)
+    soft = torch.full((2, 3, 8, 8), 0.1)
+    soft[:, :, ::2] = -0.1  # RMS 0.1 with zero mean
+    weak, strong = soft * 0.01, soft * 0.8
+    assert torch.allclose(method._floor_gain(weak, soft), torch.full((2, 1, 1, 1), 4.0))  # capped at 4
+    assert torch.allclose(method._floor_gain(soft * 0.25, soft), torch.full((2, 1, 1, 1), 2.0))
+    assert torch.allclose(method._floor_gain(strong, soft), torch.ones(2, 1, 1, 1))
+
+
+# --------------------------------------------------------------------------- working resolution
+def test_max_side_shrinks_photos_before_labels_and_keeps_crops_aligned(tmp_path):
+    rainy, clean = tmp_path / "rainy", tmp_path / "clean"
+    for i in range(2):
+        write_image(rainy / f"r{i}.png", make_photo(10 + i, 120, 200))
+        write_image(clean / f"c{i}.png", make_photo(20 + i, 160, 90))
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(
+        "method: dt\nbackbone: {type: hagg, channels: 4, num_blocks: 2}\n"
+        "dt: {soft_label: {type: median, kernel_size: 7}}\n"
+        f"data: {{rainy: '{rainy}', clean: '{clean}', crop_size: 32, batch_size: 4, flip: false, max_side: 100}}\n"
+        "eval: {data: null}\n",
+        encoding="utf-8",
+    )
+    config = load_config(config_path, []).config
+    method = build_method(config)
+    batches, _ = method.training_batches(config)
+    label_filter = method.soft_label_filter
+    for photo in batches.degraded.photos:
+        assert (photo.height, photo.width) == (60, 100) == photo.image.shape[:2]
+        assert np.array_equal(photo.label, label_filter(photo.image))  # the label of the shrunk photo
+    assert all(max(p.image.shape[:2]) == 100 for p in batches.clean.photos)
+    for t in range(1, 6):
+        batch = batches[t]
+        for x, y in zip(batch["degraded"].permute(0, 2, 3, 1).numpy(), batch["soft_label"].permute(0, 2, 3, 1).numpy()):
+            found = [
+                (p, top, left)
+                for p in batches.degraded.photos
+                for top in range(60 - 32 + 1)
+                for left in range(100 - 32 + 1)
+                if np.array_equal(p.image[top : top + 32, left : left + 32], x)
+            ]
+            assert found, "a crop that is not a window of a shrunk photo"
+            p, top, left = found[0]
+            assert np.array_equal(p.label[top : top + 32, left : left + 32], y)
+    # The label cache keys shrunk photos apart from full-size ones: a run without max_side gets full-size labels.
+    unshrunk = load_config(config_path, ["data.max_side=null"]).config
+    full, _ = build_method(unshrunk).training_batches(unshrunk)
+    assert [p.label.shape[:2] for p in full.degraded.photos] == [(120, 200)] * 2
