@@ -20,7 +20,14 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import DataError, ImageReadError
-from .io import content_digest, decode_image, downscale_long_side, list_images, read_bytes, shown_path
+from .io import (
+    content_digest,
+    decode_image,
+    downscale_long_side,
+    list_images,
+    read_bytes,
+    shown_path,
+)
 from .report import SkipReport, crop_too_large
 
 __all__ = ["Photo", "PhotoSet", "LabelSource", "decode_file"]
