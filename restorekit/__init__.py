@@ -11,7 +11,7 @@ True
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, RestorekitError, UnknownNameError
 from .registries import (
@@ -35,26 +35,19 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def load(
-    model: str | os.PathLike[str],
-    *,
-    device: str = "auto",
-    precision: str = "fp32",
-    tile: int | None = None,
-    channels_last: bool = False,
-    compile: bool = False,
-) -> Model:
+def load(model: str | os.PathLike[str], **options: Any) -> Model:
     """A trained model as a callable: ``restorekit.load("runs/dt_hagg_cpu")(photo)``.
 
     ``photo`` is a NumPy H×W×3 uint8 RGB array, a PIL image or a float tensor in [0, 1]
     (3×H×W or N×3×H×W); the restored photo comes back as the same kind. ``model`` is a model
-    file, a run folder or a checkpoint folder, or a built-in model's name. The options are
-    those of :func:`restorekit.deploy.load`, which this calls (torch is imported only now, so
-    that ``import restorekit`` stays light).
+    file, a run folder or a checkpoint folder, or a built-in model's name. ``options``
+    (``device``, ``precision``, ``tile``, ...) are those of :func:`restorekit.deploy.load`, which
+    this calls: torch is imported only now, so that ``import restorekit`` stays light.
     """
-    from .deploy import load as _load
+    from .deploy import load as load_model
 
-    return _load(model, device=device, precision=precision, tile=tile, channels_last=channels_last, compile=compile)
+    return load_model(model, **options)
+
 
 __all__ = [
     "METHODS",

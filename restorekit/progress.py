@@ -84,7 +84,22 @@ class _PlainCounter:
         return False
 
 
-class TaskProgress:
+class _Bars:
+    """The rich bars of a progress display, drawn on a terminal only, started and stopped with it."""
+
+    _bar: Progress | None
+
+    def __enter__(self):
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class TaskProgress(_Bars):
     """One count of work: a rich bar on a terminal, plain lines elsewhere.
 
     Args:
@@ -114,15 +129,6 @@ class TaskProgress:
             self._bar = Progress(*_bar_columns(), console=console, transient=False)
             self._task = self._bar.add_task(label, total=total, unit=unit)
 
-    def __enter__(self) -> TaskProgress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
     def advance(self, n: int = 1) -> None:
         """``n`` more items are done."""
         self.done += n
@@ -137,7 +143,7 @@ class TaskProgress:
         self.console.print(text, **kwargs)  # type: ignore[arg-type]
 
 
-class StageProgress:
+class StageProgress(_Bars):
     """The ``(stage, done, total)`` progress callback of folder loading, one bar per stage.
 
     Passed as ``progress=`` to :class:`restorekit.data.photos.PhotoSet` (and to a method's
@@ -158,15 +164,6 @@ class StageProgress:
             self._bar = Progress(*_bar_columns(), console=console, transient=False)
         self._tasks: dict[str, TaskID] = {}
         self._plain: dict[str, _PlainCounter] = {}
-
-    def __enter__(self) -> StageProgress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         label = f"{self.prefix} {stage}".strip()

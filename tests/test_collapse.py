@@ -29,13 +29,6 @@ from restorekit.testing import make_photo, make_unpaired_folders
 FORCED_COLLAPSE = "dt.weights={type: fixed, alpha: 100, beta: 0}"
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> tuple[Path, Path]:
     return make_unpaired_folders(tmp_path_factory.mktemp("photos"), n_rainy=4, n_clean=4, size=64)

@@ -19,46 +19,24 @@ import torch
 from rich.console import Console
 
 from restorekit.config import load_config
-from restorekit.data.io import read_image, write_image
-from restorekit.engine.metrics_log import METRICS_FILE, MetricsLog, plot_curves, read_metrics
+from restorekit.data.io import read_image
+from restorekit.engine.metrics_log import (
+    METRICS_FILE,
+    MetricsLog,
+    plot_curves,
+    read_metrics,
+)
 from restorekit.engine.progress import TrainingProgress
 from restorekit.engine.trainer import Trainer
-from restorekit.testing import make_paired_folder, make_photo
+from restorekit.testing import write_tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("photos")
-    for i in range(3):
-        write_image(root / "rainy" / f"r{i:03d}.png", make_photo(100 + i))
-        write_image(root / "clean" / f"c{i:03d}.png", make_photo(200 + i))
-    return {"rainy": root / "rainy", "clean": root / "clean", "paired": make_paired_folder(root / "paired", n=2)}
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_config(tmp_path: Path, data: dict[str, Path], evaluate: bool = True, **train: object) -> Path:
-    settings = {"iters": 6, "checkpoint_every": 100, "log_every": 1, "sample_every": 0, **train}
     evaluation = f"{{data: '{data['paired']}', every: 2}}" if evaluate else "{data: null}"
-    text = (
-        "method: dt\n"
-        "backbone: {type: hagg, channels: 4, num_blocks: 2}\n"
-        "dt: {soft_label: {type: median, kernel_size: 3}}\n"
-        f"data: {{rainy: '{data['rainy']}', clean: '{data['clean']}', crop_size: 32, batch_size: 2}}\n"
-        "train: {" + ", ".join(f"{k}: {v}" for k, v in settings.items()) + "}\n"
-        f"eval: {evaluation}\n"
-        "runtime: {device: cpu, threads: 1}\n"
-    )
-    path = tmp_path / "tiny.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_tiny_config(tmp_path / "tiny.yaml", data["rainy"], data["clean"], eval=evaluation,
+                             **{"checkpoint_every": 100, **train})
 
 
 def fit(config: Path, work: Path, *overrides: str, resume: bool = False):

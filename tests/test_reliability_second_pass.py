@@ -21,16 +21,9 @@ from restorekit.engine.run_folder import RunLock
 from restorekit.errors import ConfigError, ImageReadError
 from restorekit.inference import NonFiniteOutputError, Restorer
 from restorekit.model_file import save_model
-from restorekit.testing import make_photo
+from restorekit.testing import make_photo, write_tiny_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -42,26 +35,8 @@ def model(tmp_path_factory) -> Path:
                       {"backbone": {"type": "hagg", "channels": 4, "num_blocks": 2}})
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("photos")
-    for i in range(3):
-        write_image(root / "rainy" / f"r{i:03d}.png", make_photo(100 + i))
-        write_image(root / "clean" / f"c{i:03d}.png", make_photo(200 + i))
-    return {"rainy": root / "rainy", "clean": root / "clean"}
-
-
 def tiny_config(tmp_path: Path, data: dict[str, Path], iters: int = 4) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(
-        "backbone: {type: hagg, channels: 4, num_blocks: 2}\n"
-        "dt: {soft_label: {type: median, kernel_size: 3}}\n"
-        f"data: {{rainy: '{data['rainy']}', clean: '{data['clean']}', crop_size: 32, batch_size: 2}}\n"
-        f"train: {{iters: {iters}, checkpoint_every: 2, log_every: 1, sample_every: 0}}\n"
-        "eval: {data: null}\nruntime: {device: cpu, threads: 1}\n",
-        encoding="utf-8",
-    )
-    return path
+    return write_tiny_config(tmp_path / "tiny.yaml", data["rainy"], data["clean"], iters=iters)
 
 
 # --------------------------------------------------------------------------- 1. restore never overwrites

@@ -120,14 +120,21 @@ class PhotoSet:
             self.report.add(blocked, "folder cannot be listed (permission denied); its photos are left out")
         decoded: list[tuple[np.ndarray | None, str, int, int] | None] = [None] * len(files)
 
-        def read(index: int) -> None:
+        def decode(index: int) -> tuple[np.ndarray, str] | None:
+            """The file's pixels and digest; a bad file is reported and skipped (or, with ``stop``, raised)."""
             try:
-                image, digest = decode_file(files[index], max_side)
+                return decode_file(files[index], max_side)
             except ImageReadError as exc:
                 if on_bad_image == "stop":
                     raise
                 self.report.add(exc.path, exc.reason)
+                return None
+
+        def read(index: int) -> None:
+            decoded_file = decode(index)
+            if decoded_file is None:
                 return
+            image, digest = decoded_file
             h, w = image.shape[:2]
             decoded[index] = (image if in_memory else None, digest, h, w)
 
@@ -159,13 +166,10 @@ class PhotoSet:
             value = None
             if label_cache is not None:
                 if image is None:  # not kept in memory: read again (the label is cached for later)
-                    try:
-                        image, digest = decode_file(files[index], max_side)
-                    except ImageReadError as exc:
-                        if on_bad_image == "stop":
-                            raise
-                        self.report.add(exc.path, exc.reason)
+                    decoded_file = decode(index)
+                    if decoded_file is None:
                         return
+                    image, digest = decoded_file
                 value = label_cache.get(image, digest)
             photos[index] = Photo(files[index], h, w, image if in_memory else None, value if in_memory else None)
             decoded[index] = None  # the Photo holds what is kept
