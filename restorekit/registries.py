@@ -136,6 +136,9 @@ _BUILTINS: dict[Registry, dict[str, str]] = {
         "prenet_r": "restorekit.models.prenet:prenet_r",
         "prn_r": "restorekit.models.prenet:prn_r",
         "jordere": "restorekit.models.jordere:JORDERE",
+        "dncnn": "restorekit.models.dncnn:DnCNN",
+        "dncnn_s": "restorekit.models.dncnn:dncnn_s",
+        "cdncnn_b": "restorekit.models.dncnn:cdncnn_b",
     },
     DETAIL_BLOCKS: {
         "deb": "restorekit.models.deb:DetailEnhancementBlock",
