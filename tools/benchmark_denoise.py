@@ -45,7 +45,6 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +101,12 @@ def split_photos(source: str | Path) -> dict[str, list[Path]]:
 
 
 # --------------------------------------------------------------------------- noise
-@dataclass(frozen=True)
 class Noise:
     """One column of the benchmark: a synthesizer spec, and the σ a non-blind method is given."""
 
-    key: str
-    spec: dict[str, Any]
-    label: str
+    # A plain class, not a dataclass: tests load this file with importlib, outside sys.modules.
+    def __init__(self, key: str, spec: dict[str, Any], label: str) -> None:
+        self.key, self.spec, self.label = key, spec, label
 
     def synthesizer(self):
         from restorekit.registries import SYNTHESIZERS
@@ -270,14 +268,13 @@ def _digest(image: np.ndarray) -> str:
 
 
 # --------------------------------------------------------------------------- models
-@dataclass
 class ModelSpec:
-    label: str
-    path: Path
-    noise_keys: list[str] | None  # None: every column
-    restorer: Any = None
-    info: dict[str, Any] = field(default_factory=dict)
-    soft_label: dict[str, Any] | None = None
+    """A model to score: its row label, run folder, noise columns (None: every one), restorer and facts."""
+
+    def __init__(self, label: str, path: Path, noise_keys: list[str] | None, restorer: Any,
+                 info: dict[str, Any], soft_label: dict[str, Any] | None) -> None:
+        self.label, self.path, self.noise_keys = label, path, noise_keys
+        self.restorer, self.info, self.soft_label = restorer, info, soft_label
 
 
 def parse_model(text: str) -> tuple[str, str | None, Path]:
@@ -398,10 +395,17 @@ def score(
             log(f"  {model.label} {key}: {rows[model.label]['scores'][key]['psnr_rgb']:.2f} dB "
                 f"({time.perf_counter() - started:.1f} s)")
 
+    # Rows in a fixed order: the classic methods, then each model after its soft-label filter.
+    order = ["noisy input", "NL-means (OpenCV)", "CBM3D (true σ)"]
+    for model in models:
+        if model.soft_label is not None:
+            order.append(f"{model.label}: soft label ({model.soft_label['type']})")
+        order.append(model.label)
+    ranked = sorted(rows.values(), key=lambda row: order.index(row["label"]))
     return {
         "columns": [{"key": n.key, "label": n.label, "noise": n.spec} for n in noises],
         "nlm": nlm_choice,
-        "rows": list(rows.values()),
+        "rows": ranked,
     }
 
 
