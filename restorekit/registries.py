@@ -151,6 +151,9 @@ _BUILTINS: dict[Registry, dict[str, str]] = {
         "spanet": "restorekit.models.spanet:SPANet",
         "didmdn": "restorekit.models.didmdn:DIDMDN",
         "umrl": "restorekit.models.umrl:UMRL",
+        "dncnn": "restorekit.models.dncnn:DnCNN",
+        "dncnn_s": "restorekit.models.dncnn:dncnn_s",
+        "cdncnn_b": "restorekit.models.dncnn:cdncnn_b",
     },
     DETAIL_BLOCKS: {
         "deb": "restorekit.models.deb:DetailEnhancementBlock",

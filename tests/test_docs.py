@@ -264,3 +264,25 @@ def test_pages_without_pictures_say_so(tmp_path):
     assert "No sample grid" in pages.sample_grid_figure(tmp_path)
     assert "No training curves" in pages.curves_figure(tmp_path)
     assert "No screenshot of a results report" in pages.report_figure(tmp_path)
+
+
+# --------------------------------------------------------------------------- denoising benchmark
+def test_denoise_tables_read_what_benchmark_denoise_writes(tmp_path, data_dir):
+    """Run the real tool in --quick mode, so a change of its JSON breaks this test, not the docs build."""
+    tool = load_tool("benchmark_denoise")
+    assert "No denoising benchmark" in pages.denoise_fragment(data_dir)
+    assert tool.main(["score", "--quick", "--no-cbm3d", "--sigma", "15", "25",
+                      "--json", str(data_dir / pages.DENOISE_JSON)]) == 0
+    page = pages.denoise_fragment(data_dir)
+    result = json.loads((data_dir / pages.DENOISE_JSON).read_text(encoding="utf-8"))
+    noisy = next(r for r in result["rows"] if r["label"] == "noisy input")["scores"]["s25"]
+    assert f"| noisy input | {_cell(result, 'noisy input', 's15', 'rgb')} | {noisy['psnr_rgb']:.2f} / {noisy['ssim_rgb']:.4f} |" in page
+    assert "| method | σ = 15 | σ = 25 |" in page and page.count("| NL-means (OpenCV) |") == 2  # RGB and Y
+    assert "NL-means' strength was chosen on 2 other photos" in page
+    assert "python tools/benchmark_denoise.py score --quick" in page
+    assert pages.fragments(data_dir)["denoise.md"] == page
+
+
+def _cell(result, label, key, space):
+    s = next(r for r in result["rows"] if r["label"] == label)["scores"][key]
+    return f"{s['psnr_' + space]:.2f} / {s['ssim_' + space]:.4f}"

@@ -35,6 +35,7 @@ BENCHMARK_JSON = "benchmark.json"  # tools/benchmark.py --json
 MAIN_JOB_JSON = "main_job.json"  # runs/dt_hagg_cpu/eval.json of the README's main job
 PUBLISHED_YAML = "published.yaml"  # numbers cited from the papers
 REPRODUCE_JSON = "reproduce.json"  # tools/reproduce.py render
+DENOISE_JSON = "denoise.json"  # tools/benchmark_denoise.py score --json
 
 _PY_ROLES = {"class", "func", "meth", "mod", "attr", "data", "obj", "exc", "const"}
 
@@ -916,6 +917,65 @@ def main_job_fragment(data_dir: Path = DATA) -> str:
     )
 
 
+# --------------------------------------------------------------------------- denoising benchmark
+def _denoise_cell(scores: Mapping[str, Any] | None, psnr: str, ssim: str) -> str:
+    if not scores:
+        return "—"
+    return f"{scores[psnr]:.2f} / {scores[ssim]:.4f}"
+
+
+def denoise_tables(payload: Mapping[str, Any] | None) -> str:
+    """The tables of ``tools/benchmark_denoise.py score --json``: each method at each noise level, RGB then Y."""
+    notice = _generated_notice(f"docs/_data/{DENOISE_JSON}")
+    if not payload or not payload.get("rows"):
+        return notice + (
+            ":::{note}\nNo denoising benchmark in this build: `docs/_data/denoise.json` is absent. Measure it with "
+            "`python tools/benchmark_denoise.py score --source PHOTOS --model LABEL=RUN ... --json "
+            "docs/_data/denoise.json`.\n:::\n"
+        )
+    columns = payload["columns"]
+    out = [notice]
+    out.append(
+        f"Test set: {md_text(str(payload.get('test_set', '?')))}. Noise: {md_text(str(payload.get('noisy_input', '')))}, "
+        f"seed {payload.get('seed', '?')}. Models restore in {md_text(str(payload.get('precision', 'fp32')))}. "
+        "Each cell is the mean PSNR (dB) / SSIM over the test photos.\n"
+    )
+    for psnr, ssim, title in (("psnr_rgb", "ssim_rgb", "RGB (the denoising literature's convention)"),
+                              ("psnr_y", "ssim_y", "luma Y (the deraining papers' convention)")):
+        out.append(f"**{title}**\n")
+        rows = [
+            [md_text(row["label"], in_table=True), *(_denoise_cell(row["scores"].get(c["key"]), psnr, ssim) for c in columns)]
+            for row in payload["rows"]
+        ]
+        out.append(table(["method", *(md_text(c["label"], in_table=True) for c in columns)], rows,
+                         ["l"] + ["r"] * len(columns)))
+    nlm = payload.get("nlm") or {}
+    if nlm:
+        chosen = ", ".join(f"{md_text(c['label'])}: h = {nlm[c['key']]['h']:g}" for c in columns if c["key"] in nlm)
+        photos = payload.get("tuning_photos") or []
+        out.append(f"NL-means' strength was chosen on {len(photos)} other photos, never the test set ({chosen}).\n")
+    models = []
+    for row in payload["rows"]:
+        for key, info in (row.get("models") or {}).items():
+            column = next((c["label"] for c in columns if c["key"] == key), key)
+            batch, crop = (info.get("batch") or [None, None])[:2]
+            models.append(
+                f"- {md_text(row['label'])} at {md_text(column)}: `{md_text(str(info.get('path')))}`, "
+                f"{info.get('method', '?')} `{yaml_inline(info.get('backbone'))}`, "
+                f"{thousands(info['iterations']) if info.get('iterations') else '?'} iterations of {batch}×{crop}², "
+                f"trained on `{md_text(str(info.get('train_data')))}`"
+            )
+    if models:
+        out.append("The models:\n\n" + "\n".join(models) + "\n")
+    if payload.get("command"):
+        out.append(f"Measured with:\n\n```bash\n{payload['command']}\n```\n")
+    return "\n".join(out)
+
+
+def denoise_fragment(data_dir: Path = DATA) -> str:
+    return denoise_tables(read_json(DENOISE_JSON, data_dir))
+
+
 # --------------------------------------------------------------------------- pictures
 FIGURES = "figures"  # under docs/_static; written by docs/make_figures.py with its provenance.json
 
@@ -1088,6 +1148,7 @@ def fragments(data_dir: Path = DATA, root: Path = ROOT) -> dict[str, str]:
         "model_zoo.md": model_zoo(data_dir, root),
         "reproduction.md": reproduction(data_dir),
         "main_job.md": main_job_fragment(data_dir),
+        "denoise.md": denoise_fragment(data_dir),
         "cli.md": cli_reference(),
     }
 
