@@ -33,8 +33,10 @@ CONFIG = {
     "hagg": "hagg", "ddn": "ddn", "prenet": "prenet", "prn_r": "prenet", "jordere": "jordere",
     "rescan": "rescan", "spanet": "spanet", "didmdn": "didmdn", "umrl": "umrl",
 }
-# Backbones whose widths are fixed (no `channels` argument) round-trip at their published size.
+# Backbones whose widths are fixed round-trip at their published size; DnCNN calls its width
+# `features`, as its paper does.
 FIXED_WIDTH = ("hagg", "didmdn", "umrl")
+WIDTH_ARGUMENT = {"dncnn": "features", "dncnn_s": "features", "cdncnn_b": "features"}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ def test_backbone_trains_both_ways_and_its_loss_falls(tmp_path, data, name, meth
 def test_state_dicts_round_trip_through_model_files(tmp_path, name):
     if restorekit.BACKBONES.info(name).source != "builtin":
         pytest.skip("plugin backbone: covered by its plugin's tests")
-    spec = {"type": name, **({"channels": 8} if name not in FIXED_WIDTH else {})}
+    spec = {"type": name, **({WIDTH_ARGUMENT.get(name, "channels"): 8} if name not in FIXED_WIDTH else {})}
     net = restorekit.BACKBONES.build(spec).eval()
     path = save_model(tmp_path / "m.safetensors", {"backbone": net}, {"backbone": spec})
     loaded = load_model(path).backbone
