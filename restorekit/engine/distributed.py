@@ -25,6 +25,7 @@ Backends: NCCL for CUDA, gloo for the CPU. ``torchrun`` gives each process one t
 from __future__ import annotations
 
 import contextlib
+import gc
 import datetime
 import os
 from collections.abc import Callable, Iterator
@@ -97,6 +98,11 @@ class DistributedContext:
     def stop(self) -> None:
         """Leave the process group (after the others: a rank that leaves early breaks their last collective)."""
         if self.enabled and dist.is_initialized():
+            # Free the training step's DDP wrapper (its reducer and gloo work objects, which may sit
+            # in reference cycles) while the group still exists: left to the interpreter's
+            # teardown, their C++ threads sometimes ended the process with SIGABRT ("terminate
+            # called without an active exception") after a finished run.
+            gc.collect()
             dist.barrier()
             dist.destroy_process_group()
 

@@ -37,15 +37,19 @@ __all__ = ["Distillation", "DistillationOptions", "residual_stats"]
 
 
 class _BetaFloor(LossWeightSchedule):
-    """A schedule's weights with ``beta`` held at or above ``floor`` (what a collapse restart sets)."""
+    """A schedule's weights with ``beta`` held at or above ``share × alpha`` (what a collapse restart sets).
 
-    def __init__(self, inner: LossWeightSchedule, floor: float) -> None:
+    Relative, not absolute: Adam's steps do not depend on the loss's overall scale, only on the
+    ratio of the two objectives, so a floor of 0.25 under a hard weight of 100 would change nothing.
+    """
+
+    def __init__(self, inner: LossWeightSchedule, share: float) -> None:
         self.inner = getattr(inner, "inner", inner)  # a second rescue replaces the first floor
-        self.floor = floor
+        self.share = share
 
     def __call__(self, t: int) -> tuple[float, float]:
         alpha, beta = self.inner(t)
-        return alpha, max(beta, self.floor)
+        return alpha, max(beta, self.share * alpha)
 
 
 def residual_stats(rainy: Tensor, soft_label: Tensor, rain_residual: Tensor) -> dict[str, Tensor]:
@@ -262,14 +266,14 @@ class Distillation(Method):
         """What ``train.on_collapse=restart`` changes before going back to a healthy state.
 
         The two ways out of the degenerate fixed point that a checkpoint can take up: keep the
-        soft objective alive (``beta`` at least ``0.25 × attempt``, so it still pushes the residual
-        back up once alpha dominates) and keep the hard pair rainy (``hard_pair_floor`` 0.5).
+        soft objective alive (``beta`` at least ``0.25 × attempt × alpha``, so it still pushes the
+        residual back up once alpha dominates) and keep the hard pair rainy (``hard_pair_floor`` 0.5).
         """
-        floor = min(1.0, 0.25 * attempt)
-        self.weights = _BetaFloor(self.weights, floor)
+        share = min(1.0, 0.25 * attempt)
+        self.weights = _BetaFloor(self.weights, share)
         if self.hard_pair_floor is None:
             self.hard_pair_floor = 0.5
-        return f"from now on beta >= {floor:g} and dt.hard_pair_floor={self.hard_pair_floor:g}"
+        return f"from now on beta >= {share:g} × alpha and dt.hard_pair_floor={self.hard_pair_floor:g}"
 
     def _floor_gain(self, rain: Tensor, soft_residual: Tensor) -> Tensor:
         """Per-sample factor >= 1 lifting ``rain``'s RMS to ``hard_pair_floor`` × that of the soft residual."""
