@@ -112,6 +112,25 @@ def test_ema_weights_are_the_saved_model_and_differ_from_the_last_step(tmp_path,
     assert any(not torch.equal(averaged[k], last[k]) for k in last)  # ...which is not the last step's weights
 
 
+@pytest.mark.parametrize("decay", [0.5, 0.995])
+def test_weight_average_is_the_bias_corrected_average_of_every_step_so_far(decay):
+    # After k updates: sum_i decay**(k-i) W_i / sum_i decay**(k-i). A plain EMA started from a copy
+    # of W_1 would keep decay**(k-1) of W_1, the untrained network, in every early checkpoint.
+    from restorekit.engine.trainer import make_ema
+
+    net = nn.Conv2d(1, 1, 1)
+    ema, history = make_ema(net, decay), []
+    for step in range(7):
+        with torch.no_grad():
+            net.weight.fill_(float(step) ** 2)
+        history.append(net.weight.detach().clone())
+        ema.update_parameters(net)
+    k = len(history)
+    ages = torch.tensor([decay ** (k - 1 - i) for i in range(k)], dtype=torch.float64)
+    expected = sum(a * w.double() for a, w in zip(ages, history)) / ages.sum()
+    assert torch.allclose(ema.module.weight.double(), expected, rtol=1e-5)
+
+
 class NoisyL1(nn.Module):
     """An L1 loss that draws from torch's, NumPy's and Python's global generators each step,
     so a resume that forgot any of them would change the weights."""

@@ -125,9 +125,10 @@ class TrainConfig:
     ema: float | None = opt(
         None,
         "Decay of an exponential moving average of the backbone's weights (e.g. 0.995: about the last 200 steps), "
-        "which is then what is evaluated and saved as the model (null: the last weights).",
+        "which is then what is evaluated and saved as the model (null: the last weights). Bias-corrected, so an "
+        "early checkpoint averages the steps taken so far rather than keeping the untrained network's weights.",
         min=0.0,
-        max=1.0,
+        max=0.9999,
     )
     grad_clip: float | None = opt(None, "Clip the gradient norm to this value (null: no clipping).", min=0.0)
     seed: int = opt(0, "Seed of the network initialisation and of every random draw of the data.")
