@@ -48,6 +48,8 @@ __all__ = [
 MODEL_FORMAT = "restorekit-model/1"
 #: File name of the model in a run folder and in each checkpoint.
 MODEL_FILE = "model.safetensors"
+#: Where a checkpoint keeps the weight average (train.ema) of the backbone.
+EMA_PREFIX = "backbone_ema.module"
 #: Folder of a run's checkpoints, and the pointer file in it that names the latest one.
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -197,7 +199,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, with_det
         raise CheckpointError(f"{file}: damaged metadata ({exc})") from None
     _check_finite(tensors, file)
     backbone = _build_recorded(BACKBONES, spec, "backbone", file)
-    load_weights(backbone, tensors, "backbone", file)
+    # A checkpoint of a run with train.ema holds the last weights and their average; the average
+    # is what the run evaluates and saves as its model, so a checkpoint loads as that model too.
+    averaged = any(k.startswith(EMA_PREFIX + ".") for k in tensors)
+    load_weights(backbone, tensors, EMA_PREFIX if averaged else "backbone", file)
     detail_block = None
     if with_detail_block and "spec.detail_block" in metadata:
         try:

@@ -110,6 +110,9 @@ def test_ema_weights_are_the_saved_model_and_differ_from_the_last_step(tmp_path,
     assert set(averaged) == {k for k in model if k.startswith("backbone.")} == set(last)
     assert_identical({k: model[k] for k in averaged}, averaged)  # the deployed model is the average
     assert any(not torch.equal(averaged[k], last[k]) for k in last)  # ...which is not the last step's weights
+    # and a checkpoint folder given to test/restore/load is that same model, not the last step's weights
+    loaded = model_file.load_model(tmp_path / "run" / "checkpoints" / "iter_00000006").backbone.state_dict()
+    assert_identical({f"backbone.{k}": v for k, v in loaded.items()}, averaged)
 
 
 @pytest.mark.parametrize("decay", [0.5, 0.995])

@@ -110,22 +110,6 @@ def train(args: argparse.Namespace, data: dict[str, Path], work: Path, marks: li
     return times
 
 
-def load_average_model(file: Path):
-    """The weight average of a checkpoint (what a finished run saves), or its raw weights without one."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from restorekit.registries import BACKBONES
-
-    with safe_open(str(file), framework="pt") as f:
-        spec = json.loads(f.metadata()["spec.backbone"])
-    tensors = load_file(str(file))
-    prefix = "backbone_ema.module." if any(k.startswith("backbone_ema.module.") for k in tensors) else "backbone."
-    net = BACKBONES.build(spec)
-    net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    return net.eval()
-
-
 def score(restore, pairs) -> dict[str, float]:
     from restorekit.metrics import score_pair
 
@@ -180,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from restorekit.data.pairs import PairedSet
     from restorekit.device import fast_precision
     from restorekit.inference import Restorer
+    from restorekit.model_file import load_model
 
     marks = sorted(float(m) for m in args.minutes.split(","))
     with tempfile.TemporaryDirectory() as scratch:
@@ -213,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         for mark in marks:
             written = [(it, m) for it, m in times.items() if m <= mark + 1e-9] or [min(times.items(), key=lambda kv: kv[1])]
             iteration, minutes = max(written)
-            model = load_average_model(work / "checkpoints" / f"iter_{iteration:08d}" / "model.safetensors")
+            # a checkpoint loads as its weight average: the model the run would have saved there
+            model = load_model(work / "checkpoints" / f"iter_{iteration:08d}").backbone
             row = {"mark_minutes": mark, "minutes": round(minutes, 3), "iteration": iteration,
                    **score(Restorer(model, "cpu"), pairs)}
             results["marks"].append(row)
