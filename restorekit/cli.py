@@ -52,6 +52,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """--checkpoint (a trained model of one's own) or --model (a built-in one); neither: the default built-in."""
+    from .pretrained import DEFAULT_MODEL
+
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", help="model file, checkpoint folder or run folder")
+    which.add_argument(
+        "--model", help=f"a built-in model (restorekit list models); default {DEFAULT_MODEL} when no --checkpoint is given"
+    )
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    from .deploy import resolve_model
+    from .pretrained import DEFAULT_MODEL
+
+    return Path(args.checkpoint) if args.checkpoint else resolve_model(args.model or DEFAULT_MODEL)
+
+
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument(
@@ -118,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
 
     p = sub.add_parser("test", help="evaluate a checkpoint on a paired folder (rain/ + gt/)")
-    p.add_argument("--checkpoint", required=True, help="model file, checkpoint folder or run folder")
+    _add_model_args(p)
     p.add_argument(
         "--data",
         required=True,
@@ -127,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. demo:noise/test_s15 demo:noise/test_s25 demo:noise/test_s50)",
     )
     p.add_argument("--json", help="write the mean metrics as JSON here (several --data: keyed by each)")
-    p.add_argument("--csv", help="per-image metrics CSV, one --data only (default: next to the model, test_<data>.csv)")
+    p.add_argument(
+        "--csv",
+        help="per-image metrics CSV, one --data only (default: test_<data>.csv next to the model, or here for a built-in one)",
+    )
     p.add_argument("--save-images", metavar="DIR", help="also write the restored images here (several --data: DIR/<data>/)")
     p.add_argument("--baselines", action="store_true", help="also score the degraded input itself")
     p.add_argument(
@@ -136,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(p)
 
     p = sub.add_parser("restore", help="restore a photo or a folder of photos")
-    p.add_argument("--checkpoint", required=True, help="model file, checkpoint folder or run folder")
+    _add_model_args(p)
     p.add_argument("--input", required=True, help="an image file or a folder (searched recursively)")
     p.add_argument(
         "--output",
@@ -158,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a model file already at the destination")
 
     p = sub.add_parser("list", help="list registered names of a kind, one per line")
-    p.add_argument("kind", help="methods, backbones, detail_blocks, filters, losses, schedulers or synthesizers")
+    p.add_argument(
+        "kind", help="methods, backbones, detail_blocks, filters, losses, schedulers, synthesizers, or models (built-in)"
+    )
     p.add_argument("pattern", nargs="?", help="wildcard, e.g. 'pre*'")
 
     p = sub.add_parser("info", help="show where a registered name comes from and its arguments")
@@ -168,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("plugins", help="list third-party plugins found through entry points")
 
     p = sub.add_parser("export", help="export a model's backbone to ONNX (needs the [onnx] extra)")
-    p.add_argument("--checkpoint", required=True, help="model file, checkpoint folder or run folder")
+    _add_model_args(p)
     p.add_argument("--output", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--no-check", action="store_true", help="skip comparing ONNX Runtime's output with PyTorch's")
@@ -225,7 +248,7 @@ def _load_restorer(args: argparse.Namespace):
     from .model_file import load_model
 
     device = resolve_device(args.device)
-    loaded = load_model(args.checkpoint, device)
+    loaded = load_model(_model_path(args), device)
     precision, channels_last, compile_ = args.precision, args.channels_last, args.compile
     if args.fast:  # bf16 where it is native (else the --precision asked for), channels-last on a CPU, compiled
         if fast_precision(device) == "bf16":
@@ -288,7 +311,9 @@ def _cmd_test(args: argparse.Namespace, console: Console) -> int:
             result = evaluate(pairs, restorer, f"{loaded.spec['type']} ({loaded.path.name})", on_image=save)
         rows.append(result)
         console.print(results_table(rows, f"{folder} ({len(pairs)} pairs)"))
-        csv_path = Path(args.csv) if args.csv else loaded.path.parent / f"test_{set_name}.csv"
+        # next to one's own model; for a built-in one (inside the installed package) here
+        beside = loaded.path.parent if args.checkpoint else Path.cwd()
+        csv_path = Path(args.csv) if args.csv else beside / f"test_{set_name}.csv"
         result.write_csv(csv_path)
         console.print(f"per-image metrics: {csv_path}")
         if report is not None:
@@ -409,7 +434,7 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
     from .export import check_onnx, export_onnx
     from .model_file import load_model
 
-    loaded = load_model(args.checkpoint, "cpu")
+    loaded = load_model(_model_path(args), "cpu")
     path = export_onnx(loaded.backbone, args.output, opset=args.opset)
     console.print(f"wrote {path} (input 'image': N×3×H×W float in [0, 1], any H and W; output 'restored')")
     if not args.no_check:
@@ -429,6 +454,15 @@ def _cmd_convert(args: argparse.Namespace, console: Console) -> int:
 def _cmd_list(args: argparse.Namespace, console: Console) -> int:
     from .registries import get_registry
 
+    if args.kind in ("models", "model"):  # the built-in trained models, with what each is
+        import fnmatch
+
+        from .deploy import BUILTIN_MODELS
+
+        for name in sorted(BUILTIN_MODELS):
+            if args.pattern is None or fnmatch.fnmatchcase(name, args.pattern):
+                print(f"{name}\t{BUILTIN_MODELS[name].description}")
+        return 0
     for name in get_registry(args.kind).names(args.pattern):
         print(name)
     return 0

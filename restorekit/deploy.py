@@ -12,8 +12,9 @@ and gives back the restored photo of the same kind:
 * a float tensor ``3×H×W`` or ``N×3×H×W`` in [0, 1] → the same shape, dtype and device.
 
 Built-in models are names for model files that ship with restorekit or a package (nothing is
-downloaded): :data:`BUILTIN_MODELS`, filled by :func:`register_builtin`. None is registered
-yet; a name that is neither a path nor a built-in model is an error that lists them.
+downloaded): :data:`BUILTIN_MODELS`, filled by :func:`register_builtin`; restorekit's own are
+those of :mod:`restorekit.pretrained`. A name that is neither a path nor a built-in model is an
+error that lists them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .errors import CheckpointError, did_you_mean
 from .inference import Restorer
 from .model_file import LoadedModel, load_model
 
-__all__ = ["Model", "load", "BuiltinModel", "BUILTIN_MODELS", "register_builtin", "builtin_names"]
+__all__ = ["Model", "load", "BuiltinModel", "BUILTIN_MODELS", "register_builtin", "builtin_names", "resolve_model"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class BuiltinModel:
     locate: Callable[[], Path]
 
 
-#: The built-in models by name (empty until one is registered with :func:`register_builtin`).
+#: The built-in models by name: restorekit's own (:mod:`restorekit.pretrained`) and any a package
+#: adds with :func:`register_builtin`.
 BUILTIN_MODELS: dict[str, BuiltinModel] = {}
 
 
@@ -63,12 +65,22 @@ def register_builtin(name: str, description: str, locate: Callable[[], Path]) ->
     return entry
 
 
+def _register_shipped() -> None:
+    from . import pretrained
+
+    for name, (_, description) in pretrained.SHIPPED.items():
+        register_builtin(name, description, lambda name=name: pretrained.model_file(name))
+
+
+_register_shipped()
+
+
 def builtin_names() -> list[str]:
     """The names :func:`load` accepts besides paths, sorted."""
     return sorted(BUILTIN_MODELS)
 
 
-def _resolve(model: str | os.PathLike[str]) -> Path:
+def resolve_model(model: str | os.PathLike[str]) -> Path:
     """The model file, run folder or checkpoint folder ``model`` names."""
     if not isinstance(model, str) or Path(model).expanduser().exists():
         return Path(model).expanduser()
@@ -200,7 +212,7 @@ def load(
         ConfigError: an unknown device.
     """
     where = resolve_device(device)
-    loaded = load_model(_resolve(model), where)
+    loaded = load_model(resolve_model(model), where)
     restorer = Restorer(
         loaded.backbone, where, precision=precision, channels_last=channels_last, compile=compile, tile=tile
     )

@@ -98,9 +98,9 @@ def test_bad_inputs_say_what_is_expected(run_folder):
 
 
 def test_a_name_that_is_neither_a_path_nor_built_in_lists_the_built_in_models(tmp_path, monkeypatch, run_folder):
+    monkeypatch.setattr(deploy, "BUILTIN_MODELS", {})  # none registered, not even restorekit's own
     with pytest.raises(CheckpointError, match=r"'real-rain': no such model file or folder.*built-in models: none yet"):
         restorekit.load("real-rain")
-    monkeypatch.setattr(deploy, "BUILTIN_MODELS", {})
     deploy.register_builtin("real-rain", "test entry", lambda: run_folder / "model.safetensors")
     assert restorekit.load("real-rain").info["iteration"] == 7  # the hook: a name loads its shipped file
     with pytest.raises(CheckpointError, match=r"built-in models: real-rain\)\. Did you mean 'real-rain'\?"):
