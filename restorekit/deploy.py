@@ -51,8 +51,8 @@ class BuiltinModel:
     locate: Callable[[], Path]
 
 
-#: The built-in models by name: restorekit's own (:mod:`restorekit.pretrained`) and any a package
-#: adds with :func:`register_builtin`.
+#: The built-in models by name, restorekit's own (:mod:`restorekit.pretrained`) and any that a
+#: package adds with :func:`register_builtin`.
 BUILTIN_MODELS: dict[str, BuiltinModel] = {}
 
 
