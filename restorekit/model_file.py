@@ -48,8 +48,10 @@ __all__ = [
 MODEL_FORMAT = "restorekit-model/1"
 #: File name of the model in a run folder and in each checkpoint.
 MODEL_FILE = "model.safetensors"
-#: Where a checkpoint keeps the weight average (train.ema) of the backbone.
-EMA_PREFIX = "backbone_ema.module"
+#: The module under which a checkpoint keeps the weight average (train.ema) of the backbone, and
+#: the prefix of its tensors (``AveragedModel`` holds the averaged network as ``.module``).
+EMA_MODULE = "backbone_ema"
+EMA_PREFIX = f"{EMA_MODULE}.module"
 #: Folder of a run's checkpoints, and the pointer file in it that names the latest one.
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"

@@ -40,7 +40,7 @@ from ..errors import TrainingError
 from ..evaluation import EvalResult, evaluate, results_table
 from ..inference import Restorer
 from ..methods import Method, build_method
-from ..model_file import CHECKPOINTS, MODEL_FILE, save_model
+from ..model_file import CHECKPOINTS, EMA_MODULE, MODEL_FILE, save_model
 from ..progress import StageProgress
 from ..registries import SCHEDULERS
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -226,8 +226,8 @@ class Trainer:
         self._ema = make_ema(method.backbone, cfg.train.ema) if cfg.train.ema else None
         if self._ema is not None:
             # Checkpoints carry the average too, so a resumed run continues it exactly.
-            modules = {**modules, "backbone_ema": self._ema}
-            specs["backbone_ema"] = cfg.backbone
+            modules = {**modules, EMA_MODULE: self._ema}
+            specs[EMA_MODULE] = cfg.backbone
         info = {"method": cfg.method, "task": cfg.task, "config": self.resolved.name}
         # One process cannot restart alone in a multi-process run: there the guard only warns.
         self._guard = CollapseGuard(cfg.train.on_collapse if not self.dist.enabled else "warn")
@@ -303,7 +303,7 @@ class Trainer:
 
         # The model file holds the weights that are evaluated and deployed: the average, when there is one.
         final = {**modules, "backbone": self._inference_backbone(method)}
-        final.pop("backbone_ema", None)
+        final.pop(EMA_MODULE, None)
         model_path = save_model(self.work_dir / MODEL_FILE, final, specs, {**info, "iteration": t})
         evaluation = {}
         if eval_pairs is not None:
