@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from ..registries import FILTERS
 from .base import SoftLabelFilter, check_odd_kernel
+from .noise_level import estimate_noise_sigma
 
 __all__ = ["MedianFilter", "GaussianFilter", "MeanFilter", "BilateralFilter", "NonLocalMeansFilter"]
 
@@ -107,27 +109,49 @@ class BilateralFilter(SoftLabelFilter):
     Args:
         diameter: pixel neighbourhood diameter.
         sigma_color: range sigma on the [0, 255] scale: differences well below it are smoothed.
+            About 2σ of the noise to remove. ``"auto"``: ``noise_factor`` times the noise σ of
+            each photo, estimated from the photo (:func:`~restorekit.filters.noise_level.estimate_noise_sigma`),
+            for photos whose noise level varies and is not known (blind denoising).
         sigma_space: spatial sigma in pixels.
         iterations: repeated passes remove more noise while keeping strong edges.
+        noise_factor: ``sigma_color`` per unit of estimated noise σ when ``sigma_color`` is ``"auto"``.
     """
 
-    def __init__(self, diameter: int = 9, sigma_color: float = 75.0, sigma_space: float = 5.0, iterations: int = 2) -> None:
+    def __init__(
+        self,
+        diameter: int = 9,
+        sigma_color: float | Literal["auto"] = 75.0,
+        sigma_space: float = 5.0,
+        iterations: int = 2,
+        noise_factor: float = 2.0,
+    ) -> None:
         if not 1 <= diameter <= MAX_WINDOW:
             # Its cost grows with the square of the diameter: a huge one never finishes.
             raise ValueError(f"bilateral diameter must be from 1 to {MAX_WINDOW}, got {diameter}")
-        if sigma_color <= 0 or sigma_space <= 0:
-            raise ValueError(f"bilateral sigmas must be positive, got {sigma_color}, {sigma_space}")
+        if sigma_color != "auto" and (isinstance(sigma_color, str) or sigma_color <= 0):
+            raise ValueError(f"bilateral sigma_color must be positive or 'auto', got {sigma_color!r}")
+        if sigma_space <= 0 or noise_factor <= 0:
+            raise ValueError(f"bilateral sigma_space and noise_factor must be positive, got {sigma_space}, {noise_factor}")
         if iterations < 1:
             raise ValueError(f"bilateral iterations must be >= 1, got {iterations}")
         self.diameter = diameter
-        self.sigma_color = float(sigma_color)
+        self.sigma_color: float | str = sigma_color if sigma_color == "auto" else float(sigma_color)
         self.sigma_space = float(sigma_space)
         self.iterations = iterations
+        self.noise_factor = float(noise_factor)
+
+    def range_sigma(self, image: np.ndarray) -> float:
+        """The ``sigma_color`` used on ``image`` (its own, when ``sigma_color`` is ``"auto"``)."""
+        if self.sigma_color == "auto":
+            # A floor of 1 level: a clean photo then stays (almost) as it is, and OpenCV gets a positive sigma.
+            return self.noise_factor * max(estimate_noise_sigma(image), 1.0)
+        return float(self.sigma_color)
 
     def apply(self, image: np.ndarray) -> np.ndarray:
+        sigma_color = self.range_sigma(image)
         out = image
         for _ in range(self.iterations):
-            out = cv2.bilateralFilter(out, self.diameter, self.sigma_color, self.sigma_space)
+            out = cv2.bilateralFilter(out, self.diameter, sigma_color, self.sigma_space)
         return out
 
 
