@@ -10,6 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_val_every_must_be_positive_and_val_a_folder(tmp_path):
+    for extra, message in ((["--val-every", "0"], "--val-every must be at least 1"),
+                           (["--val", str(tmp_path / "nowhere")], "not a folder")):
+        proc = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark_cpu_minutes.py"), "--quick", *extra],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2 and message in proc.stderr
+
+
 def test_quick_mode_trains_scores_each_mark_and_writes_the_table(tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.run(
@@ -24,4 +32,8 @@ def test_quick_mode_trains_scores_each_mark_and_writes_the_table(tmp_path):
         assert row["iteration"] >= 2 and (out / "run" / "checkpoints" / f"iter_{row['iteration']:08d}").is_dir()
         assert 5 < row["psnr_y"] < 60 and 0 < row["ssim_y"] <= 1 and abs(row["bias"]) < 128
     assert 5 < results["input"]["psnr_y"] < 60
+    # Validation columns (--quick scores its test pairs as validation pairs): the same model, the same numbers.
+    assert results["val"]["input"] == results["input"]
+    assert all(row["val"]["psnr_y"] == row["psnr_y"] for row in results["marks"])
+    assert "val gain" in proc.stdout
     assert "CPU: " in proc.stdout and "PSNR-Y" in proc.stdout and "input" in proc.stdout

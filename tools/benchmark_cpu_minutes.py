@@ -19,6 +19,11 @@ pairs, none of which may have been used to choose the preset's settings.
     python tools/benchmark_cpu_minutes.py --minutes 2,5         # a shorter real run
     python tools/benchmark_cpu_minutes.py --quick               # seconds, on generated images
 
+To choose among the marks' checkpoints without looking at the test pairs (the shipped real-rain
+model was chosen so), score validation pairs beside them: ``--val FOLDER --val-every N`` scores
+every Nth pair (sorted by name) of a paired folder that no training photo comes from, for
+example ``--val runs/reproduce/data/rain/paired --val-every 4``.
+
 Prints a table with the CPU model and its flags; writes ``<out>/cpu_minutes.json`` and, when
 matplotlib is installed, ``<out>/cpu_minutes.png`` (PSNR-Y gain over the input against minutes).
 """
@@ -110,11 +115,12 @@ def train(args: argparse.Namespace, data: dict[str, Path], work: Path, marks: li
     return times
 
 
-def score(restore, pairs) -> dict[str, float]:
+def score(restore, pairs, every: int = 1) -> dict[str, float]:
+    """Mean PSNR-Y, SSIM-Y and brightness bias over every ``every``-th pair of ``pairs``."""
     from restorekit.metrics import score_pair
 
     psnr, ssim, bias = [], [], []
-    for _, degraded, clean in pairs.pairs:
+    for _, degraded, clean in pairs.pairs[::every]:
         restored = restore(degraded)
         s = score_pair(restored, clean)
         psnr.append(s.psnr_y)
@@ -150,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rainy", type=Path, default=DEFAULTS["rainy"], help="real rainy training photos")
     parser.add_argument("--clean", type=Path, default=DEFAULTS["clean"], help="clean background photos")
     parser.add_argument("--test", type=Path, default=DEFAULTS["test"], help="paired test folder (rain/ + gt/)")
+    parser.add_argument("--val", type=Path, help="paired validation folder, scored beside --test (choose on it)")
+    parser.add_argument("--val-every", type=int, default=1, metavar="N", help="score every Nth pair of --val")
     parser.add_argument("--minutes", default="10,20,40,60", help="comma-separated marks, in minutes")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--checkpoint-every", type=int, default=100)
@@ -158,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an extra config override")
     parser.add_argument("--quick", action="store_true", help="generated images and marks of seconds: a smoke test")
     args = parser.parse_args(argv)
+    if args.val_every < 1:
+        parser.error(f"--val-every must be at least 1, got {args.val_every}")
+    if args.val is not None and not args.val.is_dir():
+        parser.error(f"--val {args.val}: not a folder (expected a paired folder with rain/ and gt/)")
 
     import torch
 
@@ -185,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{work} exists: remove it or pass another --out")
         times = train(args, data, work, marks)
         pairs = PairedSet(data["test"])
+        # --quick scores its generated test pairs as validation pairs too: the smoke test covers both.
+        val_folder = data["test"] if args.quick else args.val
+        val_pairs = PairedSet(val_folder) if val_folder is not None else None
         results: dict[str, Any] = {
             "cpu": cpu_description(),
             "threads": args.threads,
@@ -194,14 +209,19 @@ def main(argv: list[str] | None = None) -> int:
             "input": score(lambda image: image, pairs),
             "marks": [],
         }
+        if val_pairs is not None:
+            results["val"] = {"folder": str(val_folder), "every": args.val_every,
+                              "input": score(lambda image: image, val_pairs, args.val_every)}
         torch.set_num_threads(args.threads)
         for mark in marks:
             written = [(it, m) for it, m in times.items() if m <= mark + 1e-9] or [min(times.items(), key=lambda kv: kv[1])]
             iteration, minutes = max(written)
             # a checkpoint loads as its weight average: the model the run would have saved there
             model = load_model(work / "checkpoints" / f"iter_{iteration:08d}").backbone
-            row = {"mark_minutes": mark, "minutes": round(minutes, 3), "iteration": iteration,
-                   **score(Restorer(model, "cpu"), pairs)}
+            restore = Restorer(model, "cpu")
+            row = {"mark_minutes": mark, "minutes": round(minutes, 3), "iteration": iteration, **score(restore, pairs)}
+            if val_pairs is not None:
+                row["val"] = score(restore, val_pairs, args.val_every)
             results["marks"].append(row)
     cpu = results["cpu"]
     results.update(torch=torch.__version__, precision=fast_precision("cpu"), last_iteration=max(times))
@@ -209,12 +229,16 @@ def main(argv: list[str] | None = None) -> int:
           f"threads {args.threads}; torch {torch.__version__}; fast precision here {results['precision']}; "
           f"last iteration {max(times)}")
     base = results["input"]
-    print(f"{'mark':>6} {'minutes':>8} {'iteration':>9} {'PSNR-Y':>7} {'gain':>6} {'SSIM-Y':>7} {'bias':>6}")
-    print(f"{'input':>6} {'':>8} {'':>9} {base['psnr_y']:7.2f} {'':>6} {base['ssim_y']:7.4f} {base['bias']:+6.2f}")
+    val = results.get("val")
+    val_head = f" {'val PSNR-Y':>10} {'val gain':>8}" if val else ""
+    print(f"{'mark':>6} {'minutes':>8} {'iteration':>9} {'PSNR-Y':>7} {'gain':>6} {'SSIM-Y':>7} {'bias':>6}{val_head}")
+    val_input = f" {val['input']['psnr_y']:10.2f} {'':>8}" if val else ""
+    print(f"{'input':>6} {'':>8} {'':>9} {base['psnr_y']:7.2f} {'':>6} {base['ssim_y']:7.4f} {base['bias']:+6.2f}{val_input}")
     for row in results["marks"]:
+        val_cols = f" {row['val']['psnr_y']:10.2f} {row['val']['psnr_y'] - val['input']['psnr_y']:+8.2f}" if val else ""
         print(f"{row['mark_minutes']:6g} {row['minutes']:8.2f} {row['iteration']:9d} {row['psnr_y']:7.2f} "
               f"{row['psnr_y'] - base['psnr_y']:+6.2f} "
-              f"{row['ssim_y']:7.4f} {row['bias']:+6.2f}")
+              f"{row['ssim_y']:7.4f} {row['bias']:+6.2f}{val_cols}")
     args.out.mkdir(parents=True, exist_ok=True)
     _atomic.write_text(args.out / "cpu_minutes.json", json.dumps(results, indent=2) + "\n")
     drawn = plot(results, args.out / "cpu_minutes.png")
