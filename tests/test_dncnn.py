@@ -151,7 +151,7 @@ def test_dt_denoising_with_dncnn_runs_end_to_end_through_the_cli(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(re.findall(r" loss ([0-9.]+)", (work / "train.log").read_text())) == 4
     table = json.loads((work / "eval.json").read_text())
-    assert list(table) == ["degraded input", "nlm filter (soft label)", "dncnn (dt)"]
+    assert list(table) == ["degraded input", "bilateral filter (soft label)", "dncnn (dt)"]
     assert all(np.isfinite(v["psnr_rgb"]) for v in table.values())
     # The model file rebuilds the DnCNN it was trained as.
     from restorekit.model_file import load_model
@@ -169,3 +169,26 @@ def test_sv_denoising_with_dncnn_runs_end_to_end_through_the_cli(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(json.loads((work / "eval.json").read_text())) == ["degraded input", "dncnn (sv)"]
+
+
+# --------------------------------------------------------------------------- the denoising presets
+def test_dncnn_denoising_configs_are_blind_cdncnn_b_at_the_papers_scale_and_a_cpu_preset():
+    from restorekit.config import load_config
+
+    def config(name):
+        return load_config(ROOT / "configs" / name).config
+
+    for paper, cpu in (("denoise_dncnn.yaml", "denoise_dncnn_cpu.yaml"), ("sv_denoise_dncnn.yaml", "sv_denoise_dncnn_cpu.yaml")):
+        full, small = config(paper), config(cpu)
+        assert full.task == small.task == "denoise" and full.method == small.method
+        # CDnCNN-B's data scale (128 crops of 50², 50 epochs of 3,000 batches); the CPU preset's batch is a CPU's.
+        assert (full.data.batch_size, full.data.crop_size, full.train.iters) == (128, 50, 150_000)
+        assert small.data.batch_size == 8 and small.train.iters <= 8000 and small.runtime.precision == "auto"
+        assert full.backbone == small.backbone == {"type": "cdncnn_b", "batch_norm": False, "head_init": "zero"}
+    # Blind noise: the soft label's strength follows each photo's estimated noise level.
+    for name in ("denoise_dncnn.yaml", "denoise_dncnn_cpu.yaml"):
+        assert config(name).dt.soft_label["sigma_color"] == "auto"
+    # dt and sv of a pair learn with the same optimiser settings (only the iteration budgets differ).
+    dt, sv = config("denoise_dncnn_cpu.yaml"), config("sv_denoise_dncnn_cpu.yaml")
+    assert (dt.train.lr, dt.train.betas, dt.train.lr_schedule, dt.train.ema) == (
+        sv.train.lr, sv.train.betas, sv.train.lr_schedule, sv.train.ema)
