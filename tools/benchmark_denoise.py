@@ -414,7 +414,7 @@ def table_text(result: dict[str, Any]) -> str:
     width = max(len(r["label"]) for r in result["rows"]) + 2
     lines = []
     for a, b, title in (("psnr_rgb", "ssim_rgb", "RGB"), ("psnr_y", "ssim_y", "Y")):
-        lines.append(f"{'PSNR / SSIM (' + title + ')':<{width}}" + "".join(f"{c['label']:>22}" for c in columns))
+        lines.append(f"{'PSNR / SSIM (' + title + ')':<{width}}" + "".join(f" {c['label']:>21}" for c in columns))
         for row in result["rows"]:
             cells = []
             for c in columns:
