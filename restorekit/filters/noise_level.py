@@ -3,7 +3,7 @@
 A blind denoising run trains on photos whose noise level differs from photo to photo and is
 known to nobody, so a soft-label filter with one fixed strength over-smooths the quiet photos
 and leaves noise in the loud ones. :func:`estimate_noise_sigma` gives each photo its own
-strength (``sigma_color: auto`` of the bilateral filter, ``strength: auto`` of non-local means).
+strength (``sigma_color: auto`` of the bilateral filter).
 
 The estimator is Donoho and Johnstone's (1994): the median absolute value of the finest
 diagonal wavelet coefficients, divided by 0.6745 (the median of ``|N(0, 1)|``). The diagonal
