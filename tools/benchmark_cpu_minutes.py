@@ -115,12 +115,12 @@ def train(args: argparse.Namespace, data: dict[str, Path], work: Path, marks: li
     return times
 
 
-def score(restore, pairs, every: int = 1) -> dict[str, float]:
-    """Mean PSNR-Y, SSIM-Y and brightness bias over every ``every``-th pair of ``pairs``."""
+def score(restore, pairs) -> dict[str, float]:
+    """Mean PSNR-Y, SSIM-Y and brightness bias over ``pairs`` ((name, degraded, clean) triples)."""
     from restorekit.metrics import score_pair
 
     psnr, ssim, bias = [], [], []
-    for _, degraded, clean in pairs.pairs[::every]:
+    for _, degraded, clean in pairs:
         restored = restore(degraded)
         s = score_pair(restored, clean)
         psnr.append(s.psnr_y)
@@ -196,10 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         if work.exists():
             raise SystemExit(f"{work} exists: remove it or pass another --out")
         times = train(args, data, work, marks)
-        pairs = PairedSet(data["test"])
+        pairs = PairedSet(data["test"]).pairs
         # --quick scores its generated test pairs as validation pairs too: the smoke test covers both.
         val_folder = data["test"] if args.quick else args.val
-        val_pairs = PairedSet(val_folder) if val_folder is not None else None
+        val_pairs = PairedSet(val_folder).pairs[:: args.val_every] if val_folder is not None else None
         results: dict[str, Any] = {
             "cpu": cpu_description(),
             "threads": args.threads,
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if val_pairs is not None:
             results["val"] = {"folder": str(val_folder), "every": args.val_every,
-                              "input": score(lambda image: image, val_pairs, args.val_every)}
+                              "input": score(lambda image: image, val_pairs)}
         torch.set_num_threads(args.threads)
         for mark in marks:
             written = [(it, m) for it, m in times.items() if m <= mark + 1e-9] or [min(times.items(), key=lambda kv: kv[1])]
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             restore = Restorer(model, "cpu")
             row = {"mark_minutes": mark, "minutes": round(minutes, 3), "iteration": iteration, **score(restore, pairs)}
             if val_pairs is not None:
-                row["val"] = score(restore, val_pairs, args.val_every)
+                row["val"] = score(restore, val_pairs)
             results["marks"].append(row)
     cpu = results["cpu"]
     results.update(torch=torch.__version__, precision=fast_precision("cpu"), last_iteration=max(times))
