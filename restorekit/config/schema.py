@@ -76,7 +76,8 @@ class DataConfig:
     )
     paired: str | None = opt(
         None,
-        "Paired folder with `rain/` and `gt/` subfolders of matching file names, for supervised (sv) training.",
+        "Paired folder with `rain/` and `gt/` subfolders of matching file names, for supervised (sv) training "
+        "(not read when `sv.synthesize` degrades the photos of `data.clean` instead).",
     )
     crop_size: int = opt(128, "Side of the square training crops, in pixels.", min=8)
     max_side: int | None = opt(

@@ -8,7 +8,9 @@ reaches the main process even from a worker.
 
 :class:`IterationBatches` is the base of every batch source; the two built-in ones are
 :class:`UnpairedBatches` (degraded crops with their soft labels, and unrelated clean crops: what
-distillation trains on) and :class:`PairedBatches` (aligned crops of pairs: supervised training).
+distillation trains on), :class:`PairedBatches` (aligned crops of pairs: supervised training) and
+:class:`SynthesizedPairBatches` (crops of clean photos degraded afresh each batch: supervised
+training on a degradation model, as DnCNN is trained).
 A method chooses the batch source it needs (see :mod:`restorekit.methods.base`).
 """
 
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, RestorekitError
+from ..synth.base import Synthesizer
 from .pairs import PairedSet
 from .photos import PhotoSet
 
@@ -29,6 +32,7 @@ __all__ = [
     "IterationBatches",
     "UnpairedBatches",
     "PairedBatches",
+    "SynthesizedPairBatches",
     "random_crop",
     "stack_crops",
     "unpack_batch",
@@ -181,5 +185,32 @@ class PairedBatches(IterationBatches):
             _, degraded, clean = self.pairs.pairs[int(rng.integers(len(self.pairs)))]
             x, y = random_crop([degraded, clean], self.crop_size, rng, self.flip)
             xs.append(x)
+            ys.append(y)
+        return {"degraded": stack_crops(xs), "target": stack_crops(ys)}
+
+
+class SynthesizedPairBatches(IterationBatches):
+    """Batches for supervised training on a degradation model: clean crops, each degraded afresh.
+
+    Every crop gets a new draw of the degradation (noise, and its strength when the
+    synthesizer takes a range), from the batch's own generator: a fixed set of noisy pairs
+    would be learnt noise pixel by noise pixel after a few dozen passes, fresh draws never
+    repeat, and a resumed run still sees the batches an uninterrupted one would. The
+    synthesizer degrades the crop, not the photo, so its scale is the crop's (right for
+    pixel-wise noise; a rain synthesizer would draw streaks at crop scale).
+    """
+
+    def __init__(self, clean: PhotoSet, synthesizer: Synthesizer, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.clean = clean
+        self.synthesizer = synthesizer
+
+    def _batch(self, t: int, skipped: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        rng = self.rng(t)
+        xs, ys = [], []
+        for _ in range(self.batch_size):
+            clean, _ = self.clean.draw(rng, skipped)
+            (y,) = random_crop([clean], self.crop_size, rng, self.flip)
+            xs.append(self.synthesizer(np.ascontiguousarray(y), rng))
             ys.append(y)
         return {"degraded": stack_crops(xs), "target": stack_crops(ys)}

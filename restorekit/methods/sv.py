@@ -1,4 +1,8 @@
-"""Supervised training on paired data (the paper's "Ours-sv" baseline), for any backbone."""
+"""Supervised training (the paper's "Ours-sv" baseline), for any backbone.
+
+On a paired folder (``data.paired``), or on clean photos (``data.clean``) degraded afresh each
+batch by a synthesizer (``sv.synthesize``), the way DnCNN and its successors are trained.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..config.schema import Config, Spec, spec
-from ..data.batches import PairedBatches
+from ..data.batches import IterationBatches, PairedBatches, SynthesizedPairBatches
 from ..data.demo import resolve_folder
 from ..data.pairs import PairedSet
+from ..data.photos import PhotoSet
 from ..models.contract import default_loss_spec, run_backbone
-from ..registries import BACKBONES, LOSSES, METHODS
+from ..registries import BACKBONES, LOSSES, METHODS, SYNTHESIZERS
+from ..synth.base import Synthesizer
 from .base import FolderKind, Method, Progress, StepOutput
 
 __all__ = ["Supervised", "SupervisedOptions"]
@@ -23,41 +29,73 @@ class SupervisedOptions:
     """Options of supervised training on paired data (``method: sv``, the paper's "Ours-sv")."""
 
     loss: Spec | None = spec(None, "losses", "Supervised loss; null uses the backbone's default loss.", optional=True)
+    synthesize: Spec | None = spec(
+        None,
+        "synthesizers",
+        "Degradation drawn afresh for each crop of the clean photos of `data.clean` (for example "
+        "`{type: gaussian_noise, sigma: [5, 55]}`), instead of reading the pairs of `data.paired`; "
+        "null: train on `data.paired`.",
+        optional=True,
+    )
 
 
 @METHODS.register("sv")
 class Supervised(Method):
-    """Supervised training (``method: sv``): ``loss(f-restored degraded, clean)`` on aligned crops of pairs.
+    """Supervised training (``method: sv``): ``loss(f-restored degraded, clean)`` on aligned crops.
 
     Args:
         backbone: the restoration network.
         loss: the supervised loss (the backbone's default when the config names none).
         backbone_spec: the backbone's config spec (recorded in model files).
+        synthesizer: when given, training degrades crops of clean photos with it, afresh
+            each batch, instead of reading pairs.
     """
 
     options = SupervisedOptions
 
-    def __init__(self, backbone: nn.Module, loss: nn.Module, backbone_spec: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        loss: nn.Module,
+        backbone_spec: dict[str, Any] | None = None,
+        synthesizer: Synthesizer | None = None,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.loss = loss
         self.backbone_spec = backbone_spec or {}
+        self.synthesizer = synthesizer
 
     @classmethod
     def from_config(cls, config: Config, options: SupervisedOptions) -> Supervised:
         backbone = BACKBONES.build(config.backbone, path="backbone")
         loss = LOSSES.build(options.loss or default_loss_spec(backbone), path="sv.loss")
-        return cls(backbone, loss, config.backbone)
+        synthesizer = None if options.synthesize is None else SYNTHESIZERS.build(options.synthesize, path="sv.synthesize")
+        return cls(backbone, loss, config.backbone, synthesizer)
 
     @classmethod
     def data_folders(cls, config: Config, options: SupervisedOptions) -> dict[str, FolderKind]:
+        if options.synthesize is not None:
+            return {"data.clean": "photos"}
         return {"data.paired": "pairs"}
 
     def training_batches(
         self, config: Config, *, rank: int = 0, progress: Progress | None = None
-    ) -> tuple[PairedBatches, dict[str, Any]]:
-        """Aligned random crops of the pairs of ``data.paired``."""
+    ) -> tuple[IterationBatches, dict[str, Any]]:
+        """Aligned random crops of the pairs of ``data.paired``, or of ``data.clean`` degraded by the synthesizer."""
         data = config.data
+        if self.synthesizer is not None:
+            assert data.clean is not None  # validation checked data_folders()
+            clean = PhotoSet(
+                resolve_folder(data.clean), crop_size=data.crop_size, small_images=data.small_images,
+                on_bad_image=data.on_bad_image, in_memory=data.in_memory, max_side=data.max_side,
+                progress=None if progress is None else (lambda stage, done, total: progress(f"clean {stage}", done, total)),
+            )
+            batches: IterationBatches = SynthesizedPairBatches(
+                clean, self.synthesizer, crop_size=data.crop_size, batch_size=data.batch_size, flip=data.flip,
+                seed=config.train.seed, rank=rank,
+            )
+            return batches, {"clean": clean.report}
         assert data.paired is not None  # validation checked data_folders()
         pairs = PairedSet(
             resolve_folder(data.paired), on_bad_image=data.on_bad_image, crop_size=data.crop_size,
