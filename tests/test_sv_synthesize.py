@@ -99,9 +99,11 @@ def test_sv_trained_on_synthesized_noise_denoises_held_out_noisy_photos(tmp_path
     result = subprocess.run(
         [
             sys.executable, "-m", "restorekit", "train", "configs/sv_denoise_hagg.yaml", NOISE,
-            "backbone={type: dncnn, features: 16, depth: 4, batch_norm: false}", f"data.clean={clean}", f"eval.data={tmp_path / 'test'}",
-            "data.crop_size=32", "data.batch_size=8", "train.iters=150", "train.lr=2e-3", "train.ema=null", "train.sample_every=0",
-            "train.checkpoint_every=150", "eval.extra=[]", "runtime.threads=1", "runtime.precision=fp32", "--work-dir", str(work),
+            "backbone={type: dncnn, features: 16, depth: 4, batch_norm: false}",
+            f"data.clean={clean}", f"eval.data={tmp_path / 'test'}", "eval.extra=[]",
+            "data.crop_size=32", "data.batch_size=8", "train.iters=150", "train.lr=2e-3", "train.ema=null",
+            "train.sample_every=0", "train.checkpoint_every=150",
+            "runtime.threads=1", "runtime.precision=fp32", "--work-dir", str(work),
         ],
         cwd=ROOT, capture_output=True, text=True,
     )

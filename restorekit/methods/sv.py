@@ -70,7 +70,9 @@ class Supervised(Method):
     def from_config(cls, config: Config, options: SupervisedOptions) -> Supervised:
         backbone = BACKBONES.build(config.backbone, path="backbone")
         loss = LOSSES.build(options.loss or default_loss_spec(backbone), path="sv.loss")
-        synthesizer = None if options.synthesize is None else SYNTHESIZERS.build(options.synthesize, path="sv.synthesize")
+        synthesizer = None
+        if options.synthesize is not None:
+            synthesizer = SYNTHESIZERS.build(options.synthesize, path="sv.synthesize")
         return cls(backbone, loss, config.backbone, synthesizer)
 
     @classmethod
@@ -86,10 +88,10 @@ class Supervised(Method):
         data = config.data
         if self.synthesizer is not None:
             assert data.clean is not None  # validation checked data_folders()
+            report = None if progress is None else (lambda stage, done, total: progress(f"clean {stage}", done, total))
             clean = PhotoSet(
                 resolve_folder(data.clean), crop_size=data.crop_size, small_images=data.small_images,
-                on_bad_image=data.on_bad_image, in_memory=data.in_memory, max_side=data.max_side,
-                progress=None if progress is None else (lambda stage, done, total: progress(f"clean {stage}", done, total)),
+                on_bad_image=data.on_bad_image, in_memory=data.in_memory, max_side=data.max_side, progress=report,
             )
             batches: IterationBatches = SynthesizedPairBatches(
                 clean, self.synthesizer, crop_size=data.crop_size, batch_size=data.batch_size, flip=data.flip,
