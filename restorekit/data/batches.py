@@ -6,7 +6,7 @@ worker processes need no coordination, and each rank of a multi-process run draw
 data. What a batch had to skip travels with the batch (see :func:`unpack_batch`), so it
 reaches the main process even from a worker.
 
-:class:`IterationBatches` is the base of every batch source; the two built-in ones are
+:class:`IterationBatches` is the base of every batch source; the built-in ones are
 :class:`UnpairedBatches` (degraded crops with their soft labels, and unrelated clean crops: what
 distillation trains on), :class:`PairedBatches` (aligned crops of pairs: supervised training) and
 :class:`SynthesizedPairBatches` (crops of clean photos degraded afresh each batch: supervised

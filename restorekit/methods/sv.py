@@ -26,7 +26,7 @@ __all__ = ["Supervised", "SupervisedOptions"]
 
 @dataclass
 class SupervisedOptions:
-    """Options of supervised training on paired data (``method: sv``, the paper's "Ours-sv")."""
+    """Options of supervised training (``method: sv``, the paper's "Ours-sv")."""
 
     loss: Spec | None = spec(None, "losses", "Supervised loss; null uses the backbone's default loss.", optional=True)
     synthesize: Spec | None = spec(
