@@ -211,6 +211,6 @@ class SynthesizedPairBatches(IterationBatches):
         for _ in range(self.batch_size):
             clean, _ = self.clean.draw(rng, skipped)
             (y,) = random_crop([clean], self.crop_size, rng, self.flip)
-            xs.append(self.synthesizer(np.ascontiguousarray(y), rng))
+            xs.append(self.synthesizer(y, rng))
             ys.append(y)
         return {"degraded": stack_crops(xs), "target": stack_crops(ys)}

@@ -31,14 +31,36 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from ..config.schema import Config
     from ..data.batches import IterationBatches
+    from ..data.photos import LabelSource, PhotoSet
     from ..data.report import SkipReport
 
-__all__ = ["Method", "StepOutput", "Baseline", "FolderKind", "Progress", "build_method"]
+__all__ = ["Method", "StepOutput", "Baseline", "FolderKind", "Progress", "build_method", "training_photos"]
 
 # What a training folder must hold: images ("photos") or a paired folder ("pairs": rain/ + gt/).
 FolderKind = Literal["photos", "pairs"]
 # Called with (stage, done, total) while data loads, e.g. ("rainy soft labels", 40, 61).
 Progress = Callable[[str, int, int], None]
+
+
+def training_photos(
+    config: Config, key: str, progress: Progress | None = None, label_cache: LabelSource | None = None
+) -> PhotoSet:
+    """The photos of the training folder ``data.<key>``, decoded with the config's crop and image options.
+
+    ``progress`` sees each loading stage named after the folder ("rainy photos", "clean soft labels").
+    """
+    from ..data.demo import resolve_folder
+    from ..data.photos import PhotoSet
+
+    data = config.data
+    folder = getattr(data, key)
+    assert folder is not None  # validation checked the method's data_folders()
+    report = None if progress is None else (lambda stage, done, total: progress(f"{key} {stage}", done, total))
+    return PhotoSet(
+        resolve_folder(folder), crop_size=data.crop_size, small_images=data.small_images,
+        on_bad_image=data.on_bad_image, in_memory=data.in_memory, max_side=data.max_side,
+        label_cache=label_cache, progress=report,
+    )
 
 
 @dataclass

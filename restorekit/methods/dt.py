@@ -24,13 +24,11 @@ from torch import Tensor, nn
 
 from ..config.schema import Config, Spec, opt, spec
 from ..data.batches import UnpairedBatches
-from ..data.demo import resolve_folder
-from ..data.photos import PhotoSet
 from ..filters.base import SoftLabelFilter
 from ..models.contract import default_loss_spec, run_backbone
 from ..registries import BACKBONES, DETAIL_BLOCKS, FILTERS, LOSSES, METHODS, SCHEDULERS
 from ..schedulers.base import LossWeightSchedule
-from .base import Baseline, FolderKind, Method, Progress, StepOutput
+from .base import Baseline, FolderKind, Method, Progress, StepOutput, training_photos
 from .soft_labels import SoftLabelCache, label_cache_folder
 
 __all__ = ["Distillation", "DistillationOptions", "residual_stats"]
@@ -222,21 +220,11 @@ class Distillation(Method):
     ) -> tuple[UnpairedBatches, dict[str, Any]]:
         """Degraded photos with their soft labels (computed once, cached) and unrelated clean photos."""
         data = config.data
-
-        def report(name: str) -> Progress | None:
-            # PhotoSet reports its stages ("photos", "soft labels"); shown as "rainy photos" etc.
-            return None if progress is None else (lambda stage, done, total: progress(f"{name} {stage}", done, total))
-
-        photo_options = dict(
-            crop_size=data.crop_size, small_images=data.small_images, on_bad_image=data.on_bad_image,
-            in_memory=data.in_memory, max_side=data.max_side,
-        )
         if self.soft_label_filter is None:
             raise ValueError("this Distillation was made without a soft_label_filter, so it cannot label photos")
         labels = SoftLabelCache(self.soft_label_filter, label_cache_folder(data.soft_label_cache))
-        assert data.rainy is not None and data.clean is not None  # validation checked data_folders()
-        degraded = PhotoSet(resolve_folder(data.rainy), label_cache=labels, progress=report("rainy"), **photo_options)
-        clean = PhotoSet(resolve_folder(data.clean), progress=report("clean"), **photo_options)
+        degraded = training_photos(config, "rainy", progress, label_cache=labels)
+        clean = training_photos(config, "clean", progress)
         batches = UnpairedBatches(
             degraded, clean, crop_size=data.crop_size, batch_size=data.batch_size, flip=data.flip,
             seed=config.train.seed, rank=rank,

@@ -15,11 +15,10 @@ from ..config.schema import Config, Spec, spec
 from ..data.batches import IterationBatches, PairedBatches, SynthesizedPairBatches
 from ..data.demo import resolve_folder
 from ..data.pairs import PairedSet
-from ..data.photos import PhotoSet
 from ..models.contract import default_loss_spec, run_backbone
 from ..registries import BACKBONES, LOSSES, METHODS, SYNTHESIZERS
 from ..synth.base import Synthesizer
-from .base import FolderKind, Method, Progress, StepOutput
+from .base import FolderKind, Method, Progress, StepOutput, training_photos
 
 __all__ = ["Supervised", "SupervisedOptions"]
 
@@ -87,12 +86,7 @@ class Supervised(Method):
         """Aligned random crops of the pairs of ``data.paired``, or of ``data.clean`` degraded by the synthesizer."""
         data = config.data
         if self.synthesizer is not None:
-            assert data.clean is not None  # validation checked data_folders()
-            report = None if progress is None else (lambda stage, done, total: progress(f"clean {stage}", done, total))
-            clean = PhotoSet(
-                resolve_folder(data.clean), crop_size=data.crop_size, small_images=data.small_images,
-                on_bad_image=data.on_bad_image, in_memory=data.in_memory, max_side=data.max_side, progress=report,
-            )
+            clean = training_photos(config, "clean", progress)
             batches: IterationBatches = SynthesizedPairBatches(
                 clean, self.synthesizer, crop_size=data.crop_size, batch_size=data.batch_size, flip=data.flip,
                 seed=config.train.seed, rank=rank,
