@@ -18,7 +18,7 @@ from .metrics import ImageScores, score_pair
 
 __all__ = ["EvalResult", "evaluate", "results_table", "METRIC_KEYS"]
 
-METRIC_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+METRIC_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "brightness")
 
 
 @dataclass
@@ -73,7 +73,7 @@ def evaluate(
 
 
 def results_table(results: list[EvalResult], title: str):
-    """A rich table: one row per method, PSNR/SSIM on Y and RGB."""
+    """A rich table: one row per method, PSNR/SSIM on Y and RGB, and the brightness error in grey levels."""
     from rich.table import Table
 
     table = Table(title=title)
@@ -82,7 +82,11 @@ def results_table(results: list[EvalResult], title: str):
     table.add_column("SSIM-Y", justify="right")
     table.add_column("PSNR-RGB (dB)", justify="right")
     table.add_column("SSIM-RGB", justify="right")
+    table.add_column("brightness", justify="right")
     for result in results:
         m = result.means
-        table.add_row(result.label, f"{m['psnr_y']:.2f}", f"{m['ssim_y']:.4f}", f"{m['psnr_rgb']:.2f}", f"{m['ssim_rgb']:.4f}")
+        table.add_row(
+            result.label, f"{m['psnr_y']:.2f}", f"{m['ssim_y']:.4f}", f"{m['psnr_rgb']:.2f}", f"{m['ssim_rgb']:.4f}",
+            f"{m['brightness']:+.2f}",
+        )
     return table

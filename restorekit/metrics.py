@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["y_channel", "psnr", "ssim", "ImageScores", "score_pair"]
+__all__ = ["y_channel", "psnr", "ssim", "ImageScores", "score_pair", "brightness_error", "brightness_split"]
 
 
 def y_channel(rgb: np.ndarray) -> np.ndarray:
@@ -76,6 +76,9 @@ class ImageScores:
     ssim_y: float
     psnr_rgb: float
     ssim_rgb: float
+    #: Mean of the restored image minus mean of the truth, in grey levels (0-255): rain left in
+    #: the output, or a shift the network adds, shows here; PSNR charges it, SSIM hardly does.
+    brightness: float = 0.0
 
 
 def score_pair(restored: np.ndarray, ground_truth: np.ndarray) -> ImageScores:
@@ -88,4 +91,27 @@ def score_pair(restored: np.ndarray, ground_truth: np.ndarray) -> ImageScores:
         ssim_y=ssim(ya, yb),
         psnr_rgb=psnr(restored, ground_truth),
         ssim_rgb=ssim(restored, ground_truth),
+        brightness=brightness_error(restored, ground_truth),
     )
+
+
+def brightness_error(restored: np.ndarray, ground_truth: np.ndarray) -> float:
+    """Mean of ``restored`` minus mean of ``ground_truth`` over all pixels and channels, in their own units."""
+    return float(restored.astype(np.float64).mean() - ground_truth.astype(np.float64).mean())
+
+
+def brightness_split(
+    restored: np.ndarray, degraded: np.ndarray, ground_truth: np.ndarray, threshold: float = 1.0
+) -> tuple[float, float]:
+    """:func:`brightness_error` as the sum of what degraded pixels and clean pixels contribute.
+
+    A pixel is degraded where the channel mean of ``|degraded - ground_truth|`` exceeds
+    ``threshold`` (grey levels). The first number is the error summed over degraded pixels, the
+    second over the others, each divided by the whole image's size, so the two add up to
+    :func:`brightness_error`. Rain left in the output shows in the first; a shift the network
+    adds everywhere, in the second.
+    """
+    error = restored.astype(np.float64) - ground_truth.astype(np.float64)
+    mask = np.abs(degraded.astype(np.float64) - ground_truth.astype(np.float64)).mean(axis=-1) > threshold
+    per_pixel = error.mean(axis=-1)
+    return float(per_pixel[mask].sum() / per_pixel.size), float(per_pixel[~mask].sum() / per_pixel.size)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,7 +33,10 @@ def test_quick_mode_trains_scores_each_mark_and_writes_the_table(tmp_path):
     for row in results["marks"]:
         assert row["iteration"] >= 2 and (out / "run" / "checkpoints" / f"iter_{row['iteration']:08d}").is_dir()
         assert 5 < row["psnr_y"] < 60 and 0 < row["ssim_y"] <= 1 and abs(row["bias"]) < 128
+        # the split into rainy and rain-free pixels adds up to the bias (up to the float sums' rounding)
+        assert row["bias_rain"] + row["bias_rain_free"] == pytest.approx(row["bias"], abs=1e-6)
     assert 5 < results["input"]["psnr_y"] < 60
+    assert results["input"]["bias_rain_free"] == 0.0  # the input is the truth wherever it has no rain
     # Validation columns (--quick scores its test pairs as validation pairs): the same model, the same numbers.
     assert results["val"]["input"] == results["input"]
     assert all(row["val"]["psnr_y"] == row["psnr_y"] for row in results["marks"])

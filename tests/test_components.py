@@ -13,7 +13,7 @@ import restorekit
 from restorekit.data.io import content_digest
 from restorekit.methods.soft_labels import SoftLabelCache
 from restorekit.losses.ssim import ssim
-from restorekit.metrics import psnr, score_pair, y_channel
+from restorekit.metrics import brightness_split, psnr, score_pair, y_channel
 from restorekit.metrics import ssim as ssim_metric
 from restorekit.testing import make_photo
 
@@ -164,6 +164,15 @@ def test_metrics_match_scikit_image_on_known_images():
     assert score_pair(noisy, clean).ssim_rgb == pytest.approx(rgb, abs=1e-9)
 
 
+def test_brightness_error_is_the_signed_mean_difference_in_grey_levels():
+    clean = np.full((16, 16, 3), 100, np.uint8)
+    brighter = clean + np.uint8(10)
+    brighter[0, :, 0] = 100  # one row of one channel unchanged: 10 · (1 - 1/48) on average
+    assert score_pair(brighter, clean).brightness == pytest.approx(10 * (1 - 1 / 48))
+    assert score_pair(clean, brighter).brightness == pytest.approx(-10 * (1 - 1 / 48))
+    assert score_pair(clean, clean).brightness == 0.0
+
+
 def test_y_channel_is_opencv_full_range_luma():
     pixel = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], np.uint8)
     assert y_channel(pixel).tolist() == [[76, 150, 29, 255]]  # round(0.299·255), round(0.587·255), ...
@@ -178,3 +187,17 @@ def test_ssim_stays_float32_under_bf16_autocast():
         under_autocast = ssim(x, y)
     assert under_autocast.dtype == torch.float32
     assert float(under_autocast) == float(ssim(x, y))
+
+
+def test_brightness_split_sums_to_the_error_and_puts_left_rain_on_rainy_pixels():
+    clean = np.full((8, 8, 3), 100, np.uint8)
+    rainy = clean.copy()
+    rainy[:, 2] = 200  # one streak: a column of 8 of the 64 pixels
+    half_removed = rainy.copy()
+    half_removed[:, 2] = 150
+    on_rain, elsewhere = brightness_split(half_removed, rainy, clean)
+    assert on_rain == pytest.approx(50 / 8) and elsewhere == 0.0
+    assert on_rain + elsewhere == pytest.approx(score_pair(half_removed, clean).brightness)
+    shifted = clean + np.uint8(2)  # no rain left, but a shift of 2 everywhere
+    on_rain, elsewhere = brightness_split(shifted, rainy, clean)
+    assert on_rain == pytest.approx(2 / 8) and elsewhere == pytest.approx(2 * 7 / 8)

@@ -209,13 +209,16 @@ def test_main_job_scores_are_shown_when_recorded(data_dir):
     eval_json = {
         "degraded input": {"psnr_y": 26.1, "ssim_y": 0.85, "psnr_rgb": 24.0, "ssim_rgb": 0.84},
         "median filter (soft label)": {"psnr_y": 23.0, "ssim_y": 0.7, "psnr_rgb": 22.0, "ssim_rgb": 0.69},
-        "hagg (dt)": {"psnr_y": 27.5, "ssim_y": 0.88, "psnr_rgb": 25.0, "ssim_rgb": 0.87},
+        "hagg (dt)": {"psnr_y": 27.5, "ssim_y": 0.88, "psnr_rgb": 25.0, "ssim_rgb": 0.87, "brightness": 1.234},
     }
     for data in (eval_json, {"eval": eval_json, "config": "configs/dt_hagg_cpu.yaml", "minutes": 9.5}):
         (data_dir / pages.MAIN_JOB_JSON).write_text(json.dumps(data), encoding="utf-8")
         for text in (pages.main_job_fragment(data_dir), pages.reproduction(data_dir)):
             assert "| hagg (dt) | 27.50 | 0.8800 |" in text
             assert "No measured scores" not in text and "No run of the main job" not in text
+        # the brightness error where the run recorded it, a dash where it did not (older runs)
+        assert "| 0.8700 | +1.23 |" in pages.main_job_fragment(data_dir)
+        assert "| 0.8400 | — |" in pages.main_job_fragment(data_dir)
 
 
 def test_reproduction_page_invents_nothing(data_dir):

@@ -281,7 +281,7 @@ def test_restorekit_test_scores_a_model_at_each_sigma(tmp_path, demo_cache, monk
     sets = [f"demo:noise/{s}" for s in SIGMAS]
     assert main(["test", "--checkpoint", str(run), "--data", *sets, "--baselines", "--json", str(scores)]) == 0
     means = json.loads(scores.read_text())
-    assert list(means) == sets and all(set(m) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"} for m in means.values())
+    assert list(means) == sets and all(set(m) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "brightness"} for m in means.values())
     assert all((run / f"test_noise_{s}.csv").is_file() for s in SIGMAS)
     # Sets with the same folder name (demo:snow/test, demo:rain/test) keep apart.
     assert main(["test", "--checkpoint", str(run), "--data", "demo:snow/test", "demo:rain/test"]) == 0

@@ -77,8 +77,8 @@ def test_test_and_restore_commands_use_the_trained_model(tmp_path, data):
     csv = tmp_path / "per_image.csv"
     result = run_cli("test", "--checkpoint", str(work), "--data", str(data["paired"]), "--json", str(scores), "--csv", str(csv))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert set(json.loads(scores.read_text())) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}
-    assert csv.read_text().splitlines()[0] == "image,psnr_y,ssim_y,psnr_rgb,ssim_rgb"
+    assert set(json.loads(scores.read_text())) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "brightness"}
+    assert csv.read_text().splitlines()[0] == "image,psnr_y,ssim_y,psnr_rgb,ssim_rgb,brightness"
     assert len(csv.read_text().splitlines()) == 4
 
     out = tmp_path / "restored"

@@ -116,17 +116,25 @@ def train(args: argparse.Namespace, data: dict[str, Path], work: Path, marks: li
 
 
 def score(restore, pairs) -> dict[str, float]:
-    """Mean PSNR-Y, SSIM-Y and brightness bias over ``pairs`` ((name, degraded, clean) triples)."""
-    from restorekit.metrics import score_pair
+    """Mean PSNR-Y, SSIM-Y and brightness bias over ``pairs`` ((name, degraded, clean) triples).
 
-    psnr, ssim, bias = [], [], []
+    ``bias_rain`` and ``bias_rain_free`` split the bias into what the rainy pixels and the
+    rain-free pixels contribute (:func:`restorekit.metrics.brightness_split`): rain left in the
+    output shows in the first, a shift the network adds everywhere in the second.
+    """
+    from restorekit.metrics import brightness_split, score_pair
+
+    psnr, ssim, bias, split = [], [], [], []
     for _, degraded, clean in pairs:
         restored = restore(degraded)
         s = score_pair(restored, clean)
         psnr.append(s.psnr_y)
         ssim.append(s.ssim_y)
-        bias.append(float(restored.astype(np.float64).mean() - clean.astype(np.float64).mean()))
-    return {"psnr_y": float(np.mean(psnr)), "ssim_y": float(np.mean(ssim)), "bias": float(np.mean(bias))}
+        bias.append(s.brightness)
+        split.append(brightness_split(restored, degraded, clean))
+    rain, rain_free = np.mean(split, axis=0)
+    return {"psnr_y": float(np.mean(psnr)), "ssim_y": float(np.mean(ssim)), "bias": float(np.mean(bias)),
+            "bias_rain": float(rain), "bias_rain_free": float(rain_free)}
 
 
 def plot(results: dict[str, Any], path: Path) -> bool:
@@ -231,14 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     base = results["input"]
     val = results.get("val")
     val_head = f" {'val PSNR-Y':>10} {'val gain':>8}" if val else ""
-    print(f"{'mark':>6} {'minutes':>8} {'iteration':>9} {'PSNR-Y':>7} {'gain':>6} {'SSIM-Y':>7} {'bias':>6}{val_head}")
+    # bias = rain + rain-free: the brightness error, and what the rainy and rain-free pixels add to it
+    print(f"{'mark':>6} {'minutes':>8} {'iteration':>9} {'PSNR-Y':>7} {'gain':>6} {'SSIM-Y':>7} {'bias':>6} "
+          f"{'rain':>6} {'free':>6}{val_head}")
     val_input = f" {val['input']['psnr_y']:10.2f} {'':>8}" if val else ""
-    print(f"{'input':>6} {'':>8} {'':>9} {base['psnr_y']:7.2f} {'':>6} {base['ssim_y']:7.4f} {base['bias']:+6.2f}{val_input}")
+    print(f"{'input':>6} {'':>8} {'':>9} {base['psnr_y']:7.2f} {'':>6} {base['ssim_y']:7.4f} {base['bias']:+6.2f} "
+          f"{base['bias_rain']:+6.2f} {base['bias_rain_free']:+6.2f}{val_input}")
     for row in results["marks"]:
         val_cols = f" {row['val']['psnr_y']:10.2f} {row['val']['psnr_y'] - val['input']['psnr_y']:+8.2f}" if val else ""
         print(f"{row['mark_minutes']:6g} {row['minutes']:8.2f} {row['iteration']:9d} {row['psnr_y']:7.2f} "
               f"{row['psnr_y'] - base['psnr_y']:+6.2f} "
-              f"{row['ssim_y']:7.4f} {row['bias']:+6.2f}{val_cols}")
+              f"{row['ssim_y']:7.4f} {row['bias']:+6.2f} {row['bias_rain']:+6.2f} {row['bias_rain_free']:+6.2f}{val_cols}")
     args.out.mkdir(parents=True, exist_ok=True)
     _atomic.write_text(args.out / "cpu_minutes.json", json.dumps(results, indent=2) + "\n")
     drawn = plot(results, args.out / "cpu_minutes.png")

@@ -6,7 +6,8 @@ Every run folder gets ``metrics.jsonl``, one JSON object per line:
   "lr": …, "it_per_s": …}`` at every logged iteration (``train.log_every``): whatever the
   method reports (the ``logs`` of :class:`restorekit.methods.base.StepOutput`), the learning rate and the
   speed since the previous logged iteration;
-* ``{"kind": "eval", "iteration": t, "psnr_y": …, "ssim_y": …, "psnr_rgb": …, "ssim_rgb": …}``
+* ``{"kind": "eval", "iteration": t, "psnr_y": …, "ssim_y": …, "psnr_rgb": …, "ssim_rgb": …,
+  "brightness": …}`` (the brightness error in grey levels, restored minus truth)
   at every evaluation during training (``eval.every``), and once more at the end with
   ``"final": true`` and the network's ``label``;
 * ``{"kind": "baseline", "iteration": t, "label": …, "role": "input" | "baseline", …}`` at the
@@ -61,7 +62,7 @@ TENSORBOARD_HINT = "pip install 'restorekit[tensorboard]'"
 _RESERVED = ("kind", "iteration", "lr", "it_per_s", "final", "label", "role")
 _WEIGHTS = ("alpha", "beta")
 _NOT_LOSSES = (*_RESERVED, *_WEIGHTS)
-_EVAL_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+_EVAL_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "brightness")
 
 
 def _number(value: Any) -> float | None:

@@ -423,7 +423,9 @@ class Trainer:
                 if cfg.eval.every and t % cfg.eval.every == 0 and eval_pairs is not None and t != total:  # rank 0 only
                     result = self._evaluate_network(method, eval_pairs)
                     m = result.means
-                    progress.message(f"eval @ {t}: PSNR-Y {m['psnr_y']:.2f} dB  SSIM-Y {m['ssim_y']:.4f}")
+                    progress.message(
+                        f"eval @ {t}: PSNR-Y {m['psnr_y']:.2f} dB  SSIM-Y {m['ssim_y']:.4f}  brightness {m['brightness']:+.2f}"
+                    )
                     self._metrics.evaluation(t, m)
                     method.train()
                 if stop_due:

@@ -710,7 +710,7 @@ def main_job_table(data: Any) -> str:
         return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
 
     body = table(
-        ["", "PSNR-Y (dB)", "SSIM-Y", "PSNR-RGB (dB)", "SSIM-RGB"],
+        ["", "PSNR-Y (dB)", "SSIM-Y", "PSNR-RGB (dB)", "SSIM-RGB", "brightness"],
         [
             [
                 md_text(label, in_table=True),
@@ -718,10 +718,11 @@ def main_job_table(data: Any) -> str:
                 fmt(s.get("ssim_y"), 4),
                 fmt(s.get("psnr_rgb"), 2),
                 fmt(s.get("ssim_rgb"), 4),
+                "—" if s.get("brightness") is None else f"{s['brightness']:+.2f}",
             ]
             for label, s in rows.items()
         ],
-        ["l", "r", "r", "r", "r"],
+        ["l", "r", "r", "r", "r", "r"],
     )
     shown = {k: v for k, v in facts.items() if isinstance(v, (str, int, float, bool))}
     if shown:
@@ -783,10 +784,12 @@ def reproduction(data_dir: Path = DATA) -> str:
     return "\n".join(out)
 
 
-def _scores(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
+def _scores(metrics: Mapping[str, Any] | None) -> tuple[str, str, str]:
+    """PSNR-Y, SSIM-Y and the brightness error (grey levels; rows measured before it was recorded show "—")."""
     if not metrics:
-        return "not run", "—"
-    return f"{metrics['psnr_y']:.2f}", f"{metrics['ssim_y']:.4f}"
+        return "not run", "—", "—"
+    brightness = metrics.get("brightness")
+    return f"{metrics['psnr_y']:.2f}", f"{metrics['ssim_y']:.4f}", "—" if brightness is None else f"{brightness:+.2f}"
 
 
 def _budget(entry: Mapping[str, Any]) -> str:
@@ -799,14 +802,14 @@ def _budget(entry: Mapping[str, Any]) -> str:
 def reproduce_table(study: Mapping[str, Any]) -> str:
     rows = []
     for entry in study["rows"]:
-        psnr, ssim = _scores(entry.get("metrics"))
+        psnr, ssim, brightness = _scores(entry.get("metrics"))
         wall = f"{entry['wall_s'] / 60:.1f}" if "wall_s" in entry else ""
         if wall and entry.get("resumed"):
             wall += " (resumed: the last part only)"
         paper = "" if entry.get("baseline") else md_text(str(entry.get("paper") or "—"), in_table=True)
-        rows.append([md_text(entry["label"], in_table=True), psnr, ssim, paper, _budget(entry), wall])
-    headers = ["", "PSNR-Y (dB)", "SSIM-Y", "paper: SSIM / PSNR", "iterations × batch", "minutes"]
-    return table(headers, rows, ["l", "r", "r", "r", "r", "r"])
+        rows.append([md_text(entry["label"], in_table=True), psnr, ssim, brightness, paper, _budget(entry), wall])
+    headers = ["", "PSNR-Y (dB)", "SSIM-Y", "brightness", "paper: SSIM / PSNR", "iterations × batch", "minutes"]
+    return table(headers, rows, ["l", "r", "r", "r", "r", "r", "r"])
 
 
 def _dt_sv_gap(study: Mapping[str, Any]) -> str:
