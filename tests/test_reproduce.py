@@ -135,6 +135,18 @@ def test_smoke_run_writes_results_and_the_docs_render_them(tmp_path, capsys):
 
     page = pages.reproduce_section(payload)
     assert "The dt–sv gap" in page and "not run" in page and "/_static/reproduce/figure5.jpg" in page
+    # Each run's collapse guard verdict, read from its log: these 4-iteration runs never collapse.
+    assert [r["collapsed"] for r in table3["rows"] if "run" in r] == [False, False]
+    assert "| collapse guard |" in page
+
+
+def test_the_collapse_guard_verdict_is_read_from_the_runs_log(tmp_path):
+    assert reproduce.collapse_guard_verdict(tmp_path) is None  # no log: not known
+    (tmp_path / "train.log").write_text("2026-12-07 iter 100/800 ...\n2026-12-07 eval @ 100: PSNR-Y 27.00 dB\n")
+    assert reproduce.collapse_guard_verdict(tmp_path) is False
+    with open(tmp_path / "train.log", "a") as log:
+        log.write("2026-12-07 COLLAPSE @ 700: the distilled residual is gone since about iteration 500\n")
+    assert reproduce.collapse_guard_verdict(tmp_path) is True
 
 
 def test_published_reproduction_pictures_are_small():

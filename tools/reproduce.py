@@ -491,6 +491,18 @@ def _method_entry(evaluation: dict[str, Any]) -> dict[str, Any]:
     return network
 
 
+def collapse_guard_verdict(run: Path) -> bool | None:
+    """Whether the run's collapse guard reported a collapse (a ``COLLAPSE @`` line in its ``train.log``).
+
+    ``None`` when the run left no log (a row of another machine's results folder). Runs of
+    methods without a distillation residual (sv) never report one.
+    """
+    log = run / "train.log"
+    if not log.is_file():
+        return None
+    return any("COLLAPSE @" in line for line in log.read_text(encoding="utf-8", errors="replace").splitlines())
+
+
 def _publish_picture(source: Path, target: Path) -> str:
     """Copy a picture for the docs as a JPEG (residual textures make PNGs of ~0.7 MB); returns its name."""
     from restorekit.data.io import read_image, write_image
@@ -538,6 +550,7 @@ def render(all_studies: dict[str, Study], args: argparse.Namespace) -> dict[str,
                     data=result["data"],
                     jobs=result.get("jobs", 1),
                     resumed=result.get("resumed", False),
+                    collapsed=collapse_guard_verdict(run_dir(out, source)),
                 )
             entries.append(entry)
         info: dict[str, Any] = {

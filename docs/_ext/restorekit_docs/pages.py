@@ -807,9 +807,11 @@ def reproduce_table(study: Mapping[str, Any]) -> str:
         if wall and entry.get("resumed"):
             wall += " (resumed: the last part only)"
         paper = "" if entry.get("baseline") else md_text(str(entry.get("paper") or "—"), in_table=True)
-        rows.append([md_text(entry["label"], in_table=True), psnr, ssim, brightness, paper, _budget(entry), wall])
-    headers = ["", "PSNR-Y (dB)", "SSIM-Y", "brightness", "paper: SSIM / PSNR", "iterations × batch", "minutes"]
-    return table(headers, rows, ["l", "r", "r", "r", "r", "r", "r"])
+        collapsed = {True: "**yes**", False: "no"}.get(entry.get("collapsed"), "")
+        rows.append([md_text(entry["label"], in_table=True), psnr, ssim, brightness, paper, _budget(entry), wall, collapsed])
+    headers = ["", "PSNR-Y (dB)", "SSIM-Y", "brightness", "paper: SSIM / PSNR", "iterations × batch", "minutes",
+               "collapse guard"]
+    return table(headers, rows, ["l", "r", "r", "r", "r", "r", "r", "l"])
 
 
 def _dt_sv_gap(study: Mapping[str, Any]) -> str:
