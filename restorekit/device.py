@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import platform
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,7 +28,31 @@ __all__ = [
     "fast_precision",
     "compile_for_inference",
     "compile_for_training",
+    "cpu_description",
+    "CPU_FLAGS",
 ]
+
+#: CPU flags that decide how fast a step is: bf16 is native only with the first two (emulated,
+#: and about 10× slower than fp32, with AVX2 alone).
+CPU_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "fma")
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU's model name, core count and the flags of :data:`CPU_FLAGS` it has (Linux; elsewhere what platform says).
+
+    Benchmarks record it beside their figures: timings of two machines only compare when these agree.
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
 def resolve_device(spec: str = "auto", local_rank: int | None = None) -> torch.device:

@@ -39,7 +39,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from restorekit.config import load_config  # noqa: E402
 from restorekit.data.batches import PairedBatches  # noqa: E402
 from restorekit.data.demo import resolve_folder  # noqa: E402
 from restorekit.data.pairs import PairedSet  # noqa: E402
-from restorekit.device import bf16_is_fast, fast_precision, to_device_batch  # noqa: E402
+from restorekit.device import bf16_is_fast, cpu_description, fast_precision, to_device_batch  # noqa: E402
 from restorekit.engine.step import OptimisationStep, make_optimizer  # noqa: E402
 from restorekit.inference import Restorer, to_tensor  # noqa: E402
 from restorekit.methods.sv import Supervised  # noqa: E402
@@ -91,13 +90,7 @@ def median(values: list[float]) -> float:
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_description()["model"]
 
 
 def load_average() -> list[float] | None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -48,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
 from restorekit import _atomic  # noqa: E402
+from restorekit.device import CPU_FLAGS, cpu_description  # noqa: E402
 
 STUDY = ROOT / "runs" / "reproduce" / "data"
 DEFAULTS = {
@@ -55,25 +55,6 @@ DEFAULTS = {
     "clean": STUDY / "rain" / "clean",
     "test": STUDY / "rain" / "test",
 }
-#: CPU flags that decide how fast a step is (bf16 is native only with the first two).
-FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "fma")
-
-
-def cpu_description() -> dict[str, Any]:
-    """The CPU's model name and the flags that matter for training speed (Linux; elsewhere what platform says)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in FLAGS if f in flags]}
-
-
 def make_quick_data(root: Path) -> dict[str, Path]:
     """Generated photos: rainy and clean training folders and a paired test folder (seconds to train on)."""
     from restorekit.testing import make_paired_folder, make_unpaired_folders
@@ -233,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             results["marks"].append(row)
     cpu = results["cpu"]
     results.update(torch=torch.__version__, precision=fast_precision("cpu"), last_iteration=max(times))
-    print(f"\nCPU: {cpu['model']} ({cpu['cores']} cores; flags: {' '.join(cpu['flags']) or 'none of ' + ', '.join(FLAGS)}); "
+    print(f"\nCPU: {cpu['model']} ({cpu['cores']} cores; flags: {' '.join(cpu['flags']) or 'none of ' + ', '.join(CPU_FLAGS)}); "
           f"threads {args.threads}; torch {torch.__version__}; fast precision here {results['precision']}; "
           f"last iteration {max(times)}")
     base = results["input"]

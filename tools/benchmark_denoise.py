@@ -39,8 +39,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
-import platform
 import sys
 import time
 import zlib
@@ -56,6 +54,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 
 from restorekit import _atomic  # noqa: E402
 from restorekit.data.io import list_images, read_image, write_image  # noqa: E402
+from restorekit.device import cpu_description  # noqa: E402
 from restorekit.metrics import score_pair  # noqa: E402
 
 DEFAULT_DATA = ROOT / "runs" / "denoise_data"
@@ -464,7 +463,8 @@ def _quick_photos() -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.nd
 def environment() -> dict[str, Any]:
     import torch
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+    cpu = cpu_description()
+    return {"cpu": cpu["model"], "cpu_flags": cpu["flags"], "cores": cpu["cores"], "torch": torch.__version__,
             "opencv": cv2.__version__, "bm3d": _bm3d_version()}
 
 
