@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
 from restorekit import _atomic  # noqa: E402
+from restorekit.device import cpu_description  # noqa: E402
 from restorekit.config.schema import from_mapping, opt  # noqa: E402
 from restorekit.errors import ConfigError, did_you_mean  # noqa: E402
 from restorekit.progress import TaskProgress  # noqa: E402
@@ -518,10 +519,12 @@ def render(all_studies: dict[str, Study], args: argparse.Namespace) -> dict[str,
     out = Path(args.out)
     figures = Path(args.json).parent / "reproduce" if args.json else DOCS_FIGURES
     rows = {r.key: r for s in all_studies.values() for r in s.rows}
+    cpu = cpu_description()
     payload: dict[str, Any] = {
         "environment": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
+            "cpu": cpu["model"],
+            "cpu_flags": cpu["flags"],
+            "cores": cpu["cores"],
             "torch": torch.__version__,
             "python": platform.python_version(),
         },

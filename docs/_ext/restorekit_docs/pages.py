@@ -824,6 +824,15 @@ def _dt_sv_gap(study: Mapping[str, Any]) -> str:
     return f"The dt–sv gap: **{gap:.2f} dB** PSNR-Y here; the paper's is 2.28 dB (Rain200L, 35.37 − 33.09).\n"
 
 
+def _cpu_model(env: Mapping[str, Any]) -> str:
+    """", an <model> with flags ..." when the environment names the CPU model (older files say only "x86_64")."""
+    model = str(env.get("cpu") or "")
+    if not model or model in ("x86_64", "aarch64", "arm64", "AMD64"):
+        return ""
+    flags = env.get("cpu_flags")
+    return f" of an {md_text(model)}" + (f" (flags {md_text(' '.join(flags))})" if flags else "")
+
+
 def reproduce_section(payload: Mapping[str, Any] | None) -> str:
     """Each study of ``tools/reproduce.py``: its table or figure, its budget and its command."""
     if not payload or not payload.get("studies"):
@@ -836,7 +845,7 @@ def reproduce_section(payload: Mapping[str, Any] | None) -> str:
     out = [
         "Every number below was measured by `tools/reproduce.py` (the study files are in `configs/reproduce/`): "
         "hagg and the other networks trained for minutes on a CPU "
-        f"({md_text(str(env.get('cores', '?')))} cores, torch {md_text(str(env.get('torch', '?')))}), on "
+        f"({md_text(str(env.get('cores', '?')))} cores{_cpu_model(env)}, torch {md_text(str(env.get('torch', '?')))}), on "
         "public clean photos (Kodak24, McMaster, Set5, Sun-Hays80, Urban100; none from BSD, which "
         "Rain200L is built on) at 320 px, with restorekit's own Rain100L-like rain. Test photos are held "
         "out from training. The paper's numbers come from 300K GPU iterations on Rain200L or DDN-data, so "
