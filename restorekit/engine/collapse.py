@@ -78,7 +78,7 @@ class CollapseGuard:
         action: str = "warn",
         *,
         removed_below: float = 0.1,
-        hard_below: float = 0.005,
+        hard_below: float = 0.02,
         window: int = 50,
         windows: int = 2,
         warmup: int = 100,
