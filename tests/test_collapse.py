@@ -186,6 +186,32 @@ def test_hard_pair_floor_lifts_a_weak_residual_and_leaves_a_strong_one(tmp_path,
     assert torch.allclose(method._floor_gain(strong, soft), torch.ones(2, 1, 1, 1))
 
 
+class _Fixed(torch.nn.Module):
+    """A detail block that returns a fixed residual."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, residual: torch.Tensor) -> torch.Tensor:
+        return self.value
+
+
+def test_positive_rain_puts_only_what_brightens_into_the_hard_pair(tmp_path, folders):
+    """dt.positive_rain: the hard pair is C + max(g(R), 0); without it, g(R) below zero darkens C."""
+    rain = torch.zeros(2, 3, 16, 16)
+    rain[:, :, 4] = 0.3  # a bright streak: rain
+    rain[:, :, 9] = -0.2  # a dark line: image detail the soft label blurred away, not rain
+    batch = {"degraded": torch.full((2, 3, 16, 16), 0.5), "soft_label": torch.full((2, 3, 16, 16), 0.5),
+             "clean": torch.full((2, 3, 16, 16), 0.4)}
+    for positive in (False, True):
+        config = load_config(write_config(tmp_path, folders), [f"dt.positive_rain={str(positive).lower()}"]).config
+        method = build_method(config)
+        method.detail_block = _Fixed(rain)  # g(R), whatever the network's residual
+        hard_pair = method.training_step(batch, 1, want_images=True).images["hard pair"]
+        assert torch.allclose(hard_pair, 0.4 + (rain.clamp_min(0.0) if positive else rain))
+
+
 # --------------------------------------------------------------------------- working resolution
 def test_max_side_shrinks_photos_before_labels_and_keeps_crops_aligned(tmp_path):
     rainy, clean = tmp_path / "rainy", tmp_path / "clean"

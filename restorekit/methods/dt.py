@@ -115,6 +115,11 @@ class DistillationOptions:
         min=0.0,
     )
     hard_pair_max_gain: float = opt(4.0, "Largest factor `hard_pair_floor` may scale g(R) by.", min=1.0)
+    positive_rain: bool = opt(
+        False,
+        "Add only the positive part of g(R) to the clean image: rain and snow only brighten a pixel, so what g(R) "
+        "holds below zero is image detail, not rain (leave it off for noise, which is signed).",
+    )
 
 
 @METHODS.register("dt")
@@ -144,6 +149,8 @@ class Distillation(Method):
             residual ``X - Y_s``. Without it a shrinking residual makes ``D`` approach ``C``, where
             the identity is optimal for the hard objective and nothing pushes back.
         hard_pair_max_gain: the largest such scale.
+        positive_rain: add only ``max(g(R), 0)`` to the clean image (for degradations that only
+            brighten, as rain and snow do).
     """
 
     options = DistillationOptions
@@ -168,6 +175,7 @@ class Distillation(Method):
         anchor_weight: float = 1.0,
         hard_pair_floor: float | None = None,
         hard_pair_max_gain: float = 4.0,
+        positive_rain: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -184,6 +192,7 @@ class Distillation(Method):
         self.anchor_weight = anchor_weight
         self.hard_pair_floor = hard_pair_floor
         self.hard_pair_max_gain = hard_pair_max_gain
+        self.positive_rain = positive_rain
         self.soft_label_filter = soft_label_filter
         self.soft_label_name = soft_label_name
         self.specs = specs or {}
@@ -206,6 +215,7 @@ class Distillation(Method):
             anchor_weight=options.anchor_weight,
             hard_pair_floor=options.hard_pair_floor,
             hard_pair_max_gain=options.hard_pair_max_gain,
+            positive_rain=options.positive_rain,
             soft_label_filter=FILTERS.build(options.soft_label, path="dt.soft_label"),
             soft_label_name=options.soft_label["type"],
             specs={"backbone": config.backbone, "detail_block": options.detail_block},
@@ -279,6 +289,8 @@ class Distillation(Method):
         soft_restored = rainy - rain_residual
 
         distilled_rain = rain_residual.detach() if self.detach_residual else rain_residual
+        if self.positive_rain:
+            distilled_rain = distilled_rain.clamp_min(0.0)
         gain = self._gain(t, distilled_rain)
         if gain is not None:
             distilled_rain = distilled_rain * gain
