@@ -32,8 +32,8 @@ __all__ = [
     "CPU_FLAGS",
 ]
 
-#: CPU flags that decide how fast a step is: bf16 is native only with the first two (emulated,
-#: and about 10× slower than fp32, with AVX2 alone).
+#: The CPU flags that decide how fast a step is. bf16 is native only with the first two (with
+#: AVX2 alone it is emulated, and about 10× slower than fp32).
 CPU_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "fma")
 
 

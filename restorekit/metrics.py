@@ -76,7 +76,7 @@ class ImageScores:
     ssim_y: float
     psnr_rgb: float
     ssim_rgb: float
-    #: Mean of the restored image minus mean of the truth, in grey levels (0-255): rain left in
+    #: The restored image's mean minus the truth's mean, in grey levels of 0-255. Rain left in
     #: the output, or a shift the network adds, shows here; PSNR charges it, SSIM hardly does.
     brightness: float = 0.0
 
