@@ -89,10 +89,6 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def cpu_name() -> str:
-    return cpu_description()["model"]
-
-
 def load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -527,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {
         "environment": {
-            "cpu": cpu_name(),
+            "cpu": cpu_description()["model"],
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "bf16_native": bf16_is_fast(device),

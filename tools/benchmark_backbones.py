@@ -32,6 +32,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import restorekit  # noqa: E402
+from restorekit.device import cpu_description  # noqa: E402
 from restorekit.models.contract import count_parameters, run_backbone  # noqa: E402
 
 REFERENCE = "hagg"
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "machine": platform.platform(),
-            "processor": platform.processor(),
+            "processor": cpu_description()["model"],
             "paper_cpu_seconds": PAPER_CPU_SECONDS,
             "results": rows,
         }
