@@ -212,6 +212,44 @@ def test_positive_rain_puts_only_what_brightens_into_the_hard_pair(tmp_path, fol
         assert torch.allclose(hard_pair, 0.4 + (rain.clamp_min(0.0) if positive else rain))
 
 
+def test_hard_anchor_charges_the_hard_pairs_brightness_against_its_clean_image(tmp_path, folders):
+    """dt.hard_anchor_weight: the restored hard pair's block means against the clean image's, the
+    brightness reference that no rain biases, added to L_H (so weighted by alpha as well)."""
+    batch = {"degraded": torch.full((2, 3, 16, 16), 0.5), "soft_label": torch.full((2, 3, 16, 16), 0.5),
+             "clean": torch.full((2, 3, 16, 16), 0.4)}
+    veil = torch.full((2, 3, 16, 16), 0.03)  # g(R): a uniform veil the zero-head network will not remove
+    anchored = ["dt.anchor_loss={type: lowpass, block: 8}", "dt.positive_rain=true",
+                "dt.weights={type: fixed, alpha: 2, beta: 1}"]
+    losses = {}
+    for weight in (0.0, 5.0):
+        config = load_config(write_config(tmp_path, folders), [*anchored, f"dt.hard_anchor_weight={weight}"]).config
+        method = build_method(config)  # a zero head: the network returns its input unchanged
+        method.detail_block = _Fixed(veil)
+        out = method.training_step(batch, 1)
+        losses[weight] = float(out.loss.detach())
+        if weight:
+            assert float(out.logs["hard_anchor"].detach()) == pytest.approx(0.03, rel=1e-4)  # the veil it left
+        else:
+            assert "hard_anchor" not in out.logs
+    assert losses[5.0] - losses[0.0] == pytest.approx(2 * 5.0 * 0.03, rel=1e-3)  # alpha × weight × term
+    with pytest.raises(ValueError, match="dt.hard_anchor_weight > 0 needs dt.anchor_loss"):
+        build_method(load_config(write_config(tmp_path, folders), ["dt.hard_anchor_weight=1"]).config)
+
+
+def test_rain_free_share_makes_the_first_hard_pairs_the_clean_images(tmp_path, folders):
+    """dt.rain_free_share: that share of the batch asks the network to return a clean photo unchanged."""
+    batch = {"degraded": torch.full((4, 3, 16, 16), 0.5), "soft_label": torch.full((4, 3, 16, 16), 0.5),
+             "clean": torch.rand(4, 3, 16, 16) * 0.5}
+    rain = torch.zeros(4, 3, 16, 16)
+    rain[:, :, 4] = 0.3
+    config = load_config(write_config(tmp_path, folders), ["dt.rain_free_share=0.5", "dt.hard_pair_floor=0.5"]).config
+    method = build_method(config)
+    method.detail_block = _Fixed(rain)
+    hard_pair = method.training_step(batch, 1, want_images=True).images["hard pair"]
+    assert torch.equal(hard_pair[:2], batch["clean"][:2])  # rain-free, floor or not
+    assert torch.allclose(hard_pair[2:], batch["clean"][2:] + rain[2:])
+
+
 # --------------------------------------------------------------------------- working resolution
 def test_max_side_shrinks_photos_before_labels_and_keeps_crops_aligned(tmp_path):
     rainy, clean = tmp_path / "rainy", tmp_path / "clean"

@@ -108,6 +108,19 @@ class DistillationOptions:
         optional=True,
     )
     anchor_weight: float = opt(1.0, "Weight of `anchor_loss`.", min=0.0)
+    hard_anchor_weight: float = opt(
+        0.0,
+        "Weight of `anchor_loss` between the restored hard pair and its clean image, added to L_H (so it follows "
+        "alpha(t); 0: off). The clean image is the one brightness reference that no rain biases.",
+        min=0.0,
+    )
+    rain_free_share: float = opt(
+        0.0,
+        "Share of each batch whose hard pair gets no rain: the clean image itself, which the network must return "
+        "unchanged, so that it learns to leave rain-free detail alone (0: every hard pair is rainy).",
+        min=0.0,
+        max=0.5,
+    )
     hard_pair_floor: float | None = opt(
         None,
         "Lift g(R) in each hard pair to at least this fraction of the soft residual X - Y_s in RMS (by at most "
@@ -144,6 +157,16 @@ class Distillation(Method):
         anchor_loss: optional low-frequency term between ``X - g(R)`` and the soft label, weighted
             by ``anchor_weight`` and NOT by the schedule: it holds the output's brightness all run long.
         anchor_weight: weight of ``anchor_loss``.
+        hard_anchor_weight: weight of ``anchor_loss`` between the restored hard pair and its clean
+            image, added to ``L_H`` (so scaled by ``alpha(t)``; a fixed weight of 3 silenced the
+            network within 50 steps, before the soft objective had built a residual). The soft
+            label's low frequencies keep part of the rain (under dense rain a median's window is
+            itself rainy); the hard pair's clean image has the true brightness of every block.
+        rain_free_share: the share of each batch (its first samples; batches are shuffled) whose
+            hard pair is the clean image alone. A network that removes the rain also learns to
+            take bright detail out of rain-free regions, since the positive part of ``g(R)``
+            carries bright fragments of the rainy photo's own texture into the hard pairs; a
+            rain-free hard pair charges that. ``hard_pair_floor`` still keeps the other pairs rainy.
         hard_pair_floor: optional ``rho``: scale ``g(R)`` in each hard pair up (by at most
             ``hard_pair_max_gain``) so that its RMS is at least ``rho`` times that of the soft
             residual ``X - Y_s``. Without it a shrinking residual makes ``D`` approach ``C``, where
@@ -173,6 +196,8 @@ class Distillation(Method):
         specs: dict[str, dict[str, Any]] | None = None,
         anchor_loss: nn.Module | None = None,
         anchor_weight: float = 1.0,
+        hard_anchor_weight: float = 0.0,
+        rain_free_share: float = 0.0,
         hard_pair_floor: float | None = None,
         hard_pair_max_gain: float = 4.0,
         positive_rain: bool = False,
@@ -190,6 +215,10 @@ class Distillation(Method):
         self.seed = seed
         self.anchor_loss = anchor_loss
         self.anchor_weight = anchor_weight
+        if hard_anchor_weight > 0 and anchor_loss is None:
+            raise ValueError("dt.hard_anchor_weight > 0 needs dt.anchor_loss (e.g. {type: lowpass, block: 8}), got null")
+        self.hard_anchor_weight = hard_anchor_weight
+        self.rain_free_share = rain_free_share
         self.hard_pair_floor = hard_pair_floor
         self.hard_pair_max_gain = hard_pair_max_gain
         self.positive_rain = positive_rain
@@ -213,6 +242,8 @@ class Distillation(Method):
             seed=config.train.seed,
             anchor_loss=LOSSES.build(options.anchor_loss, path="dt.anchor_loss") if options.anchor_loss else None,
             anchor_weight=options.anchor_weight,
+            hard_anchor_weight=options.hard_anchor_weight,
+            rain_free_share=options.rain_free_share,
             hard_pair_floor=options.hard_pair_floor,
             hard_pair_max_gain=options.hard_pair_max_gain,
             positive_rain=options.positive_rain,
@@ -296,6 +327,9 @@ class Distillation(Method):
             distilled_rain = distilled_rain * gain
         if self.hard_pair_floor is not None:
             distilled_rain = distilled_rain * self._floor_gain(distilled_rain, rainy - soft_label)
+        rain_free = int(self.rain_free_share * distilled_rain.shape[0])
+        if rain_free:
+            distilled_rain = torch.cat([torch.zeros_like(distilled_rain[:rain_free]), distilled_rain[rain_free:]])
         hard_pair = clean + distilled_rain
         if self.clamp_hard_pair:
             hard_pair = hard_pair.clamp(0.0, 1.0)
@@ -305,9 +339,14 @@ class Distillation(Method):
 
         loss_soft = self.soft_loss(soft_restored, soft_label)
         loss_hard = self.hard_loss(hard_restored, clean, restoration=second, rain=hard_pair - clean)
-        alpha, beta = self.weights(t)
-        loss = alpha * loss_hard + beta * loss_soft
         logs_extra = {}
+        hard_objective = loss_hard
+        if self.hard_anchor_weight > 0:
+            loss_hard_anchor = self.anchor_loss(hard_restored, clean)
+            hard_objective = loss_hard + self.hard_anchor_weight * loss_hard_anchor
+            logs_extra["hard_anchor"] = loss_hard_anchor
+        alpha, beta = self.weights(t)
+        loss = alpha * hard_objective + beta * loss_soft
         if self.anchor_loss is not None:
             loss_anchor = self.anchor_loss(soft_restored, soft_label)
             loss = loss + self.anchor_weight * loss_anchor
