@@ -56,6 +56,8 @@ def test_prepare_renders_noisy_sources_their_pairs_and_validation_sets(tool, tmp
     assert noisy == sorted(p.name for p in (data / "paired_s25" / "rain").iterdir())
     assert {p.stem + ".png" for p in tool.split_photos(tmp_path / "photos")["noisy"]} == set(noisy)
     assert not set(noisy) & {p.name for p in (data / "clean").iterdir()}
+    # sv learns from every training photo: the noisy photos' originals and the clean photos, no other.
+    assert {p.name for p in (data / "sv_all").iterdir()} == set(noisy) | {p.name for p in (data / "clean").iterdir()}
     # The pairs are the noisy photos and their originals; the noise has the σ asked for.
     name = noisy[0]
     x = read_image(data / "paired_s25" / "rain" / name).astype(float)

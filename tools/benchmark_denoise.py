@@ -165,7 +165,9 @@ def _render(photos: list[Path], noise_spec: dict[str, Any], seed: int, folder: P
 
 #: What prepare writes: folder -> (group of photos, noise, seed). Paired folders get rain/ + gt/.
 def training_sets() -> dict[str, tuple[str, dict[str, Any] | None, int]]:
-    sets: dict[str, tuple[str, dict[str, Any] | None, int]] = {"clean": ("clean", None, 0)}
+    # sv_all: every training photo, clean (the noisy photos' originals and dt's clean photos): the
+    # content dt sees in all, which sv learns from with fresh noise.
+    sets: dict[str, tuple[str, dict[str, Any] | None, int]] = {"clean": ("clean", None, 0), "sv_all": ("noisy+clean", None, 0)}
     for sigma in SIGMAS:
         spec = {"type": "gaussian_noise", "sigma": sigma}
         sets[f"noisy_s{sigma:g}"] = ("noisy", spec, 1000 + int(sigma))
@@ -187,7 +189,7 @@ def prepare(source: Path, out: Path) -> dict[str, Any]:
     for name, (role, spec, seed) in training_sets().items():
         folder = out / name
         if spec is None:
-            for path in groups[role]:
+            for path in sorted(p for part in role.split("+") for p in groups[part]):
                 write_image(folder / (path.stem + ".png"), read_image(path))
             manifest["sets"][name] = {"photos": role}
             continue
