@@ -183,8 +183,9 @@ def test_dncnn_denoising_configs_are_blind_cdncnn_b_at_the_papers_scale_and_a_cp
         assert full.task == small.task == "denoise" and full.method == small.method
         # CDnCNN-B's data scale (128 crops of 50², 50 epochs of 3,000 batches); the CPU preset's batch is a CPU's.
         assert (full.data.batch_size, full.data.crop_size, full.train.iters) == (128, 50, 150_000)
-        # 16,000 iterations of sv are 60 minutes on 2 cores, the CPU budget of issue 17
-        assert small.data.batch_size == 8 and small.train.iters <= 16_000 and small.runtime.precision == "auto"
+        # Issue 17's budget is an hour of 2 cores: sv's 20,000 iterations are 78 minutes of one core of
+        # an Intel Xeon with AMX (4.3 it/s), 44 of two; dt's 5,000 run the network twice per step.
+        assert small.data.batch_size == 8 and small.train.iters <= 20_000 and small.runtime.precision == "auto"
         assert full.backbone == small.backbone == {"type": "cdncnn_b", "batch_norm": False, "head_init": "zero"}
     # Blind noise: the soft label's strength follows each photo's estimated noise level.
     for name in ("denoise_dncnn.yaml", "denoise_dncnn_cpu.yaml"):
